@@ -1,0 +1,1 @@
+"""Evaluation: face verification on labelled photos (and, later, generated-image metrics)."""

@@ -1,0 +1,117 @@
+"""Loading user images safely: one RGB uint8 array, as a person sees the photo, or a clear error."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from facestudio.errors import ImageLoadError
+
+
+@dataclass(frozen=True)
+class ImageLoadConfig:
+    """Limits for images read from disk.
+
+    `max_pixels` guards against decompression bombs (a small file that decodes to gigabytes);
+    it is checked from the header, before any pixel is decoded.
+    """
+
+    max_pixels: int = 64_000_000
+    min_side: int = 20
+
+
+def load_image(path: str | os.PathLike, config: ImageLoadConfig | None = None) -> np.ndarray:
+    """Read an image file as an (H, W, 3) uint8 RGB array, upright as its EXIF orientation says.
+
+    Grayscale, palette, 16/32-bit, float, RGBA (composited on white) and CMYK images are
+    converted. Raises `ImageLoadError` with a one-line reason for anything unusable.
+    """
+    config = config or ImageLoadConfig()
+    path = Path(path)
+    if not path.exists():
+        raise ImageLoadError(f"cannot read '{path}': no such file")
+    if path.is_dir():
+        raise ImageLoadError(f"cannot read '{path}': it is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageLoadError(f"cannot read '{path}': the file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit below replaces PIL's bomb warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except UnidentifiedImageError:
+        raise ImageLoadError(
+            f"cannot read '{path}': not an image format this program reads (use JPEG or PNG)"
+        ) from None
+    except Image.DecompressionBombError:
+        raise ImageLoadError(_too_large_message(path, None, config)) from None
+    except OSError as exc:
+        raise ImageLoadError(f"cannot read '{path}': {exc}") from None
+    with image:
+        width, height = image.size
+        if width * height > config.max_pixels:
+            raise ImageLoadError(_too_large_message(path, (width, height), config))
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError) as exc:
+            reason = str(exc) or type(exc).__name__
+            if "truncated" in reason:
+                reason = "the file is truncated (an incomplete download or copy?)"
+            raise ImageLoadError(
+                f"cannot read '{path}': {reason}; re-export or re-copy it"
+            ) from None
+        return image_to_rgb_array(image, name=str(path), config=config)
+
+
+def image_to_rgb_array(
+    image: Image.Image, name: str = "image", config: ImageLoadConfig | None = None
+) -> np.ndarray:
+    """Convert a PIL image of any mode to an upright (H, W, 3) uint8 RGB array."""
+    config = config or ImageLoadConfig()
+    image = ImageOps.exif_transpose(image) or image
+    width, height = image.size
+    if min(width, height) < config.min_side:
+        raise ImageLoadError(
+            f"'{name}' is {width}×{height} pixels, too small to hold a face "
+            f"(need at least {config.min_side}×{config.min_side}); use a larger photo"
+        )
+    return _to_rgb(image)
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    mode = image.mode
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        # High bit-depth grayscale: scale by the range the values use, not by clipping at 255.
+        values = np.asarray(image, dtype=np.float64)
+        top = (
+            255.0
+            if values.max(initial=0) <= 255
+            else (65535.0 if values.max() <= 65535 else values.max())
+        )
+        gray = np.clip(np.round(values / top * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode == "P" or mode == "PA":
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "La", "RGBa"):
+        # Transparent pixels become white, as most viewers show them on a light page.
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        background.alpha_composite(image.convert("RGBA"))
+        image = background
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+
+
+def _too_large_message(path: Path, size: tuple[int, int] | None, config: ImageLoadConfig) -> str:
+    limit = config.max_pixels / 1e6
+    if size is None:
+        return f"cannot read '{path}': it decodes to more than {limit:.0f} megapixels; downscale it"
+    width, height = size
+    return (
+        f"cannot read '{path}': {width}×{height} is {width * height / 1e6:.0f} megapixels, "
+        f"over the {limit:.0f} MP limit; downscale it first"
+    )

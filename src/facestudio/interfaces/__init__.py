@@ -1,0 +1,1 @@
+"""User interfaces: the `facestudio` command line (and, later, the web UI)."""
