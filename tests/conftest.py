@@ -72,3 +72,21 @@ def person_photos(manifest) -> dict[str, list[Path]]:
     """A few people with several clear photos each (the deepface set)."""
     people = manifest["sets"]["deepface"]["identities"]
     return {person: [shared_file(f"data/{p}") for p in photos] for person, photos in people.items()}
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline():
+    """A FaceStudioPipeline of tiny random components (64×64 images, 128-d dlib faces, text prior)."""
+    from facestudio.model.components import random_components
+    from facestudio.pipeline import FaceStudioPipeline
+
+    pipeline = FaceStudioPipeline(**random_components())
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline_folder(tiny_pipeline, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-pipeline")
+    tiny_pipeline.save_pretrained(folder)
+    return folder

@@ -1,0 +1,17 @@
+"""The FaceStudio model: hybrid guidance, the style encoder, the text prior, multi-identity attention."""
+
+from facestudio.model.hybrid_guidance import HybridGuidance
+from facestudio.model.multi_identity_attention import (
+    IdentityRouting,
+    MultiIdentityAttnProcessor,
+    install_multi_identity_processors,
+)
+from facestudio.model.style_encoder import StyleEncoder
+
+__all__ = [
+    "HybridGuidance",
+    "IdentityRouting",
+    "MultiIdentityAttnProcessor",
+    "StyleEncoder",
+    "install_multi_identity_processors",
+]

@@ -1,0 +1,182 @@
+"""`facestudio generate` on a tiny random pipeline folder: PNGs with settings, seeds, no
+overwrite, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facestudio.interfaces.cli import main
+from tests.conftest import shared_file
+
+FACE = "data/deepface/id04/img16.jpg"
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACESTUDIO_CACHE", str(tmp_path / "cache"))
+
+
+def _one_error_line(err: str, message: str) -> bool:
+    errors = [line for line in err.splitlines() if line.startswith("facestudio: error:")]
+    return len(errors) == 1 and message in errors[0] and "Traceback" not in err
+
+
+def generate(capsys, folder, *args: str) -> tuple[int, str, str]:
+    code = main(["generate", "--model", str(folder), "--steps", "2", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_writes_a_png_that_says_it_is_generated_with_its_settings(
+    tiny_pipeline_folder, tmp_path, capsys
+):
+    out = tmp_path / "me.png"
+    code, stdout, _ = generate(
+        capsys,
+        tiny_pipeline_folder,
+        "--face",
+        str(shared_file(FACE)),
+        "--seed",
+        "3",
+        "-o",
+        str(out),
+    )
+    assert code == 0 and "seed 3" in stdout
+    image = Image.open(out)
+    assert image.size == (64, 64)
+    assert "generated" in image.info["Description"].lower()
+    settings = json.loads(image.info["facestudio"])
+    assert settings["seed"] == 3 and settings["steps"] == 2 and settings["generated"] is True
+    assert settings["people"][0]["sources"][0]["photo"] == "img16.jpg"
+    assert settings["model"] == str(tiny_pipeline_folder)
+
+
+def test_same_seed_same_png_pixels_and_several_images(tiny_pipeline_folder, tmp_path, capsys):
+    args = [
+        "--face",
+        str(shared_file(FACE)),
+        "--person",
+        str(shared_file("data/deepface/id03/img3.jpg")),
+        "--seed",
+        "5",
+    ]
+    assert (
+        generate(capsys, tiny_pipeline_folder, *args, "--num", "2", "-o", str(tmp_path / "a.png"))[
+            0
+        ]
+        == 0
+    )
+    assert (
+        generate(capsys, tiny_pipeline_folder, *args, "--seed", "6", "-o", str(tmp_path / "b.png"))[
+            0
+        ]
+        == 0
+    )
+    second = np.asarray(Image.open(tmp_path / "a-1.png")).astype(int)
+    alone = np.asarray(Image.open(tmp_path / "b.png")).astype(int)
+    # Remade alone, image 1 matches up to float rounding between batch sizes.
+    assert np.abs(second - alone).max() <= 2 and np.abs(second - alone).mean() < 0.2
+    assert (
+        json.loads(Image.open(tmp_path / "a-0.png").info["facestudio"])["regions"]["source"]
+        == "even split"
+    )
+
+
+def test_existing_output_is_kept_without_force(tiny_pipeline_folder, tmp_path, capsys):
+    out = tmp_path / "keep.png"
+    out.write_bytes(b"mine")
+    code, _, err = generate(
+        capsys, tiny_pipeline_folder, "--face", str(shared_file(FACE)), "-o", str(out)
+    )
+    assert code == 2 and "already exists" in err and out.read_bytes() == b"mine"
+    code, _, _ = generate(
+        capsys, tiny_pipeline_folder, "--face", str(shared_file(FACE)), "-o", str(out), "--force"
+    )
+    assert code == 0 and Image.open(out).size == (64, 64)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--face", "WHITE"], "no face found"),
+        (["--face", "missing.jpg"], "no such file"),
+        (["--face", "FACE", "--height", "60"], "multiples of 8"),
+        (["--face", "FACE", "--steps", "0"], "positive whole number"),
+        (
+            [
+                "--face",
+                "FACE",
+                "--person",
+                "FACE",
+                "--person",
+                "FACE",
+                "--regions",
+                "0,0,32,64;32,0,64,64",
+            ],
+            "3 people but 2 region",
+        ),
+        (
+            ["--face", "FACE", "--person", "FACE", "--regions", "0,0,32,64;32,0,99,64"],
+            "outside the 64×64 canvas",
+        ),
+        (["--face", "FACE", "--person", "FACE", "--mix", "0", "0"], "all zero"),
+        (["--face", "FACE", "--mix", "-1"], "non-negative"),
+        (["--face", "FACE", "--regions", "left"], "is not 'auto'"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_file(
+    tiny_pipeline_folder, tmp_path, capsys, args, message
+):
+    named = {"FACE": str(shared_file(FACE)), "WHITE": str(shared_file("data/misc/white.png"))}
+    args = [named.get(a, a) for a in args]
+    out = tmp_path / "out.png"
+    code, _, err = generate(capsys, tiny_pipeline_folder, *args, "-o", str(out))
+    assert code == 2, err
+    assert _one_error_line(err, message)
+    assert not out.exists() and not list(tmp_path.glob(".out.png*"))
+
+
+def test_model_problems_are_one_line_errors(tmp_path, capsys):
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(b"x")
+    for model, message in ((checkpoint, "pickle checkpoint"), (tmp_path, "no model_index.json")):
+        code = main(
+            [
+                "generate",
+                "--model",
+                str(model),
+                "--face",
+                str(shared_file(FACE)),
+                "-o",
+                str(tmp_path / "o.png"),
+            ]
+        )
+        err = capsys.readouterr().err
+        assert code == 2 and _one_error_line(err, message)
+    code = main(["generate", "--face", str(shared_file(FACE)), "-o", str(tmp_path / "o.png")])
+    assert code == 2 and "--model" in capsys.readouterr().err
+
+
+def test_a_prompt_for_a_model_without_text_asks_for_a_style_image(tmp_path, capsys):
+    from facestudio.model.components import ComponentSizes, random_components
+    from facestudio.pipeline import FaceStudioPipeline
+
+    folder = tmp_path / "no-text"
+    FaceStudioPipeline(**random_components(ComponentSizes.tiny(with_text=False))).save_pretrained(
+        folder
+    )
+    code, _, err = generate(
+        capsys,
+        folder,
+        "--face",
+        str(shared_file(FACE)),
+        "--prompt",
+        "a cat",
+        "-o",
+        str(tmp_path / "o.png"),
+    )
+    assert code == 2 and "give a style image" in err

@@ -1,0 +1,59 @@
+"""Hybrid guidance: branch blending, null embeddings, shapes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from facestudio.model import HybridGuidance
+
+
+@pytest.fixture
+def guidance() -> HybridGuidance:
+    torch.manual_seed(0)
+    module = HybridGuidance(style_dim=16, face_dim=8, cross_attention_dim=12, num_tokens=3)
+    with torch.no_grad():
+        module.null_style.normal_()
+        module.null_face.normal_()
+    return module
+
+
+def test_tokens_have_the_unet_context_shape(guidance):
+    out = guidance(torch.randn(5, 8), torch.randn(5, 16))
+    assert out.shape == (5, 3, 12)
+
+
+def test_alpha_one_ignores_the_text_branch_and_zero_ignores_the_style(guidance):
+    face, style = torch.randn(2, 8), torch.randn(2, 16)
+    prior_a, prior_b = torch.randn(2, 16), torch.randn(2, 16)
+    assert torch.equal(
+        guidance(face, style, prior_a, alpha=1.0), guidance(face, style, prior_b, alpha=1.0)
+    )
+    other_style = torch.randn(2, 16)
+    assert torch.equal(
+        guidance(face, style, prior_a, alpha=0.0), guidance(face, other_style, prior_a, alpha=0.0)
+    )
+
+
+def test_blend_is_the_papers_formula(guidance):
+    face, style, prior = torch.randn(1, 8), torch.randn(1, 16), torch.randn(1, 16)
+    expected = 0.3 * guidance.tokens(style, face) + 0.7 * guidance.tokens(prior, face)
+    torch.testing.assert_close(guidance(face, style, prior, alpha=0.3), expected)
+
+
+def test_missing_inputs_use_the_null_embeddings(guidance):
+    out = guidance(None, None, batch_size=2)
+    expected = guidance.tokens(guidance.null_style[None], guidance.null_face[None]).expand(
+        2, -1, -1
+    )
+    torch.testing.assert_close(out, expected)
+    with pytest.raises(ValueError, match="alpha"):
+        guidance(None, alpha=1.5)
+
+
+def test_zero_nulls_are_fixed_when_not_learned():
+    module = HybridGuidance(
+        style_dim=4, face_dim=4, cross_attention_dim=4, num_tokens=1, learned_null=False
+    )
+    assert not module.null_face.requires_grad and not module.null_style.requires_grad
+    assert module.null_face.abs().sum() == 0
