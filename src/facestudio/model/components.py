@@ -190,7 +190,11 @@ def random_components(sizes: ComponentSizes | None = None, seed: int = 0) -> dic
 def default_scheduler() -> EulerAncestralDiscreteScheduler:
     """Stable Diffusion's training schedule, sampled with Euler Ancestral (the paper's sampler)."""
     return EulerAncestralDiscreteScheduler(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        steps_offset=1,
     )
 
 
@@ -203,3 +207,60 @@ def default_prior_scheduler() -> UnCLIPScheduler:
         clip_sample_range=5.0,
         beta_schedule="squaredcos_cap_v2",
     )
+
+
+def pretrained_components(
+    base: str,
+    clip_models: list[str] | None = None,
+    prior: str | None = None,
+    face_dim: int = 128,
+    num_tokens: int = 4,
+    **load_kwargs,
+) -> dict:
+    """Components from pretrained checkpoints (hub ids or local folders; safetensors only), with
+    a new, untrained `HybridGuidance`: the starting point for training.
+
+    Args:
+        base: a Stable Diffusion 1.x layout (folders `unet`, `vae`).
+        clip_models: CLIP checkpoints for the style encoder (default: ViT-L/14).
+        prior: a Karlo-style folder (`prior`, `prior_scheduler`, `text_encoder`, `tokenizer`),
+            or None for a model without text.
+    """
+    load_kwargs.setdefault("use_safetensors", True)
+    clip_models = clip_models or ["openai/clip-vit-large-patch14"]
+    unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet", **load_kwargs)
+    vae = AutoencoderKL.from_pretrained(base, subfolder="vae", **load_kwargs)
+    style_encoder = StyleEncoder.from_clip_models(
+        clip_models, use_safetensors=load_kwargs["use_safetensors"]
+    )
+    components = dict(
+        unet=unet,
+        vae=vae,
+        scheduler=default_scheduler(),
+        style_encoder=style_encoder,
+        tokenizer=None,
+        text_encoder=None,
+        prior=None,
+        prior_scheduler=None,
+    )
+    if prior is not None:
+        components.update(
+            prior=PriorTransformer.from_pretrained(prior, subfolder="prior", **load_kwargs),
+            prior_scheduler=UnCLIPScheduler.from_pretrained(prior, subfolder="prior_scheduler"),
+            text_encoder=CLIPTextModelWithProjection.from_pretrained(
+                prior, subfolder="text_encoder", **load_kwargs
+            ),
+            tokenizer=CLIPTokenizer.from_pretrained(prior, subfolder="tokenizer"),
+        )
+        if components["prior"].config.embedding_dim != style_encoder.embedding_dim:
+            raise ValueError(
+                f"the prior predicts {components['prior'].config.embedding_dim}-d image embeddings "
+                f"but the style encoder gives {style_encoder.embedding_dim}-d; they must live in one space"
+            )
+    components["guidance"] = HybridGuidance(
+        style_dim=style_encoder.embedding_dim,
+        face_dim=face_dim,
+        cross_attention_dim=unet.config.cross_attention_dim,
+        num_tokens=num_tokens,
+    )
+    return components

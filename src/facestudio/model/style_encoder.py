@@ -41,9 +41,9 @@ class StyleEncoder(ModelMixin, ConfigMixin):
     @classmethod
     def from_clip_models(cls, names_or_paths: list[str], **kwargs) -> StyleEncoder:
         """Assemble from pretrained CLIP checkpoints (hub ids or folders, safetensors only)."""
+        kwargs.setdefault("use_safetensors", True)
         towers = [
-            CLIPVisionModelWithProjection.from_pretrained(name, use_safetensors=True, **kwargs)
-            for name in names_or_paths
+            CLIPVisionModelWithProjection.from_pretrained(name, **kwargs) for name in names_or_paths
         ]
         encoder = cls([tower.config.to_dict() for tower in towers])
         for target, tower in zip(encoder.towers, towers, strict=True):

@@ -211,6 +211,10 @@ class FaceStudioPipeline(DiffusionPipeline):
         )
         if alpha is None:
             alpha = 1.0 if prompt is None else (0.0 if style_image is None else 0.5)
+        if prompt is not None and alpha < 1.0 and prior_num_inference_steps < 2:
+            raise FaceStudioError(
+                f"the prior needs at least 2 steps, got {prior_num_inference_steps}"
+            )
         device = self._execution_device
         batch = num_images_per_prompt
         seeds, generators = _generators(seed, generator, batch)
