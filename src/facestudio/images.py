@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -25,37 +26,50 @@ class ImageLoadConfig:
     min_side: int = 20
 
 
-def load_image(path: str | os.PathLike, config: ImageLoadConfig | None = None) -> np.ndarray:
-    """Read an image file as an (H, W, 3) uint8 RGB array, upright as its EXIF orientation says.
+def load_image(
+    source: str | os.PathLike | bytes,
+    config: ImageLoadConfig | None = None,
+    name: str | None = None,
+) -> np.ndarray:
+    """Read an image file (or its bytes) as an (H, W, 3) uint8 RGB array, upright as its EXIF
+    orientation says.
 
     Grayscale, palette, 16/32-bit, float, RGBA (composited on white) and CMYK images are
     converted. Raises `ImageLoadError` with a one-line reason for anything unusable.
     """
     config = config or ImageLoadConfig()
-    path = Path(path)
-    if not path.exists():
-        raise ImageLoadError(f"cannot read '{path}': no such file")
-    if path.is_dir():
-        raise ImageLoadError(f"cannot read '{path}': it is a folder, not an image file")
-    if path.stat().st_size == 0:
-        raise ImageLoadError(f"cannot read '{path}': the file is empty (0 bytes)")
+    if isinstance(source, bytes):
+        name = name or "<bytes>"
+        if not source:
+            raise ImageLoadError(f"cannot read '{name}': the file is empty (0 bytes)")
+        opener = io.BytesIO(source)
+    else:
+        path = Path(source)
+        name = name or str(path)
+        if not path.exists():
+            raise ImageLoadError(f"cannot read '{name}': no such file")
+        if path.is_dir():
+            raise ImageLoadError(f"cannot read '{name}': it is a folder, not an image file")
+        if path.stat().st_size == 0:
+            raise ImageLoadError(f"cannot read '{name}': the file is empty (0 bytes)")
+        opener = path
     try:
         with warnings.catch_warnings():
             # Our own pixel limit below replaces PIL's bomb warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(opener)
     except UnidentifiedImageError:
         raise ImageLoadError(
-            f"cannot read '{path}': not an image format this program reads (use JPEG or PNG)"
+            f"cannot read '{name}': not an image format this program reads (use JPEG or PNG)"
         ) from None
     except Image.DecompressionBombError:
-        raise ImageLoadError(_too_large_message(path, None, config)) from None
+        raise ImageLoadError(_too_large_message(name, None, config)) from None
     except OSError as exc:
-        raise ImageLoadError(f"cannot read '{path}': {exc}") from None
+        raise ImageLoadError(f"cannot read '{name}': {exc}") from None
     with image:
         width, height = image.size
         if width * height > config.max_pixels:
-            raise ImageLoadError(_too_large_message(path, (width, height), config))
+            raise ImageLoadError(_too_large_message(name, (width, height), config))
         try:
             image.load()
         except (OSError, SyntaxError, ValueError) as exc:
@@ -63,9 +77,9 @@ def load_image(path: str | os.PathLike, config: ImageLoadConfig | None = None) -
             if "truncated" in reason:
                 reason = "the file is truncated (an incomplete download or copy?)"
             raise ImageLoadError(
-                f"cannot read '{path}': {reason}; re-export or re-copy it"
+                f"cannot read '{name}': {reason}; re-export or re-copy it"
             ) from None
-        return image_to_rgb_array(image, name=str(path), config=config)
+        return image_to_rgb_array(image, name=name, config=config)
 
 
 def image_to_rgb_array(
@@ -106,7 +120,7 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
 
 
-def _too_large_message(path: Path, size: tuple[int, int] | None, config: ImageLoadConfig) -> str:
+def _too_large_message(path: str, size: tuple[int, int] | None, config: ImageLoadConfig) -> str:
     limit = config.max_pixels / 1e6
     if size is None:
         return f"cannot read '{path}': it decodes to more than {limit:.0f} megapixels; downscale it"

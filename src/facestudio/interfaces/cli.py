@@ -9,12 +9,18 @@ from collections.abc import Sequence
 
 from facestudio import __version__
 from facestudio.errors import FaceStudioError
-from facestudio.interfaces import cache_command, faces_command, generate_command
+from facestudio.interfaces import (
+    cache_command,
+    faces_command,
+    generate_command,
+    prepare_command,
+    train_command,
+)
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 
-_COMMANDS = (generate_command, faces_command, cache_command)
+_COMMANDS = (generate_command, faces_command, prepare_command, train_command, cache_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,28 +50,34 @@ class StyleEncoder(ModelMixin, ConfigMixin):
             target.load_state_dict(tower.state_dict())
         return encoder
 
-    def pixels(self, images: list[Image.Image | np.ndarray], size: int) -> torch.Tensor:
-        """Images as a normalised (B, 3, size, size) batch: shortest side resized, centre crop."""
-        batch = []
-        for image in images:
-            array = np.array(image.convert("RGB") if isinstance(image, Image.Image) else image)
-            tensor = torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255.0
-            height, width = tensor.shape[-2:]
-            scale = size / min(height, width)
-            new_size = (max(size, round(height * scale)), max(size, round(width * scale)))
-            tensor = F.interpolate(
-                tensor, size=new_size, mode="bicubic", align_corners=False, antialias=True
-            )
-            top, left = (new_size[0] - size) // 2, (new_size[1] - size) // 2
-            batch.append(tensor[..., top : top + size, left : left + size].clamp(0, 1))
-        pixels = torch.cat(batch).to(self.mean.device)
-        return (pixels - self.mean) / self.std
+    def preprocess(self, pixels: torch.Tensor, size: int) -> torch.Tensor:
+        """A (B, 3, H, W) batch in [0, 1] resized (shortest side), centre-cropped, CLIP-normalised."""
+        height, width = pixels.shape[-2:]
+        scale = size / min(height, width)
+        new_size = (max(size, round(height * scale)), max(size, round(width * scale)))
+        resized = F.interpolate(
+            pixels, size=new_size, mode="bicubic", align_corners=False, antialias=True
+        )
+        top, left = (new_size[0] - size) // 2, (new_size[1] - size) // 2
+        cropped = resized[..., top : top + size, left : left + size].clamp(0, 1)
+        return (cropped - self.mean) / self.std
+
+    @torch.no_grad()
+    def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, embedding_dim) image embeddings of a (B, 3, H, W) batch in [0, 1]."""
+        pixels = pixels.to(self.mean.device, torch.float32)
+        embeddings = []
+        for tower in self.towers:
+            inputs = self.preprocess(pixels, tower.config.image_size).to(dtype=tower.dtype)
+            embeddings.append(tower(pixel_values=inputs).image_embeds)
+        return torch.cat(embeddings, dim=-1)
 
     @torch.no_grad()
     def forward(self, images: list[Image.Image | np.ndarray]) -> torch.Tensor:
         """(B, embedding_dim) concatenated image embeddings (each tower's projection output)."""
-        embeddings = []
-        for tower in self.towers:
-            pixels = self.pixels(images, tower.config.image_size).to(dtype=tower.dtype)
-            embeddings.append(tower(pixel_values=pixels).image_embeds)
-        return torch.cat(embeddings, dim=-1)
+        return torch.cat([self.embed_pixels(_to_tensor(image)) for image in images])
+
+
+def _to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
+    array = np.array(image.convert("RGB") if isinstance(image, Image.Image) else image)
+    return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255.0

@@ -1,0 +1,1 @@
+"""Training data: reading photo sources and preparing reconstruction samples as WebDataset shards."""

@@ -1,0 +1,1 @@
+"""Training by reconstruction on accelerate: configuration, data, the loop, checkpoints, export."""

@@ -1,0 +1,51 @@
+"""`export`: a training checkpoint -> a FaceStudio pipeline folder (safetensors only)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from facestudio.errors import FaceStudioError
+from facestudio.training.config import config_from_dict
+
+
+def export_pipeline(checkpoint: str | Path, out: str | Path, use_ema: bool = True) -> Path:
+    """Write the pipeline with the checkpoint's trained weights (EMA weights when present)."""
+    from safetensors.torch import load_file
+
+    from facestudio.pipeline import FaceStudioPipeline
+    from facestudio.training.trainer import TrainableModel, add_lora
+
+    checkpoint = Path(checkpoint)
+    run = checkpoint.parent.parent
+    weights = checkpoint / "model.safetensors"
+    if not (checkpoint / "trainer_state.json").is_file() or not weights.is_file():
+        raise FaceStudioError(
+            f"'{checkpoint}' is not a complete training checkpoint (no trainer_state.json or model.safetensors)"
+        )
+    if not (run / "initial_pipeline" / "model_index.json").is_file():
+        raise FaceStudioError(
+            f"'{run}' lacks initial_pipeline/; export needs the run folder the checkpoint belongs to"
+        )
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FaceStudioError(f"output folder '{out}' is not empty; choose a new folder")
+    config = config_from_dict(
+        json.loads((run / "train_config.json").read_text()), source=str(run / "train_config.json")
+    )
+    pipeline = FaceStudioPipeline.from_pretrained(run / "initial_pipeline")
+    if config.train.trainable == "lora":
+        add_lora(pipeline.unet, config.train.lora_rank)
+    model = TrainableModel(pipeline.unet, pipeline.guidance)
+    model.load_state_dict(load_file(str(weights)))
+    ema = checkpoint / "ema.safetensors"
+    if use_ema and ema.is_file():
+        shadow = load_file(str(ema))
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        for i, parameter in enumerate(trainable):
+            parameter.data.copy_(shadow[f"p{i}"])
+    if config.train.trainable == "lora":
+        pipeline.unet.fuse_lora()
+        pipeline.unet.unload_lora()
+    pipeline.save_pretrained(out)
+    return out

@@ -1,0 +1,449 @@
+"""Training by reconstruction (the paper's recipe) with accelerate.
+
+Each sample is a face-centred photo; its style input is the same photo with the face masked
+out and its identity input the face's embedding. The U-Net learns to denoise the photo from
+both: it must take the face from the identity. Trainable: the guidance Linear and the whole
+U-Net (or LoRA adapters). DDPM, 1,000 steps, ε-prediction; classifier-free-guidance dropout
+replaces the style (p = 0.64) and the face (p = 0.1) by their null embeddings.
+
+Randomness of each step (noise, timesteps, dropout) comes from a generator seeded by (seed,
+step, micro-batch, process), and the sample order is a seeded permutation per epoch, so a
+resumed run repeats exactly what an uninterrupted one would have done.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facestudio.errors import FaceStudioError
+from facestudio.outputs import write_bytes_atomic
+from facestudio.training import checkpoints
+from facestudio.training.config import TrainConfig
+from facestudio.training.dataset import ReconstructionDataset
+
+
+class TrainableModel(nn.Module):
+    """The trained parts as one module, so accelerate prepares (and saves) them together."""
+
+    def __init__(self, unet: nn.Module, guidance: nn.Module) -> None:
+        super().__init__()
+        self.unet = unet
+        self.guidance = guidance
+
+    def forward(self, noisy, timesteps, style, face, drop_style, drop_face):
+        guidance = self.guidance
+        style = torch.where(
+            drop_style[:, None], guidance.null_style.to(style.dtype).expand_as(style), style
+        )
+        face = torch.where(
+            drop_face[:, None], guidance.null_face.to(face.dtype).expand_as(face), face
+        )
+        tokens = guidance.tokens(style, face)
+        return self.unet(noisy, timesteps, encoder_hidden_states=tokens.to(noisy.dtype)).sample
+
+
+@dataclass
+class TrainResult:
+    step: int
+    final_loss: float
+    first_loss: float
+    checkpoint: Path | None
+    seconds: float
+
+
+def initial_pipeline(config: TrainConfig):
+    """The pipeline training starts from (frozen parts included), as the config says."""
+    from facestudio.model.components import ComponentSizes, pretrained_components, random_components
+    from facestudio.pipeline import FaceStudioPipeline
+
+    model = config.model
+    if model.init == "random":
+        preset = ComponentSizes.tiny if model.preset == "tiny" else ComponentSizes.sd15
+        sizes = preset(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in model.sizes.items()}
+        )
+        return FaceStudioPipeline(**random_components(sizes, seed=model.seed))
+    if model.init == "pretrained":
+        parts = pretrained_components(
+            model.base, model.clip_models or None, model.prior or None, num_tokens=model.num_tokens
+        )
+        return FaceStudioPipeline(**parts)
+    return FaceStudioPipeline.from_pretrained(model.pipeline)
+
+
+def add_lora(unet: nn.Module, rank: int) -> None:
+    try:
+        from peft import LoraConfig
+    except ImportError:
+        raise FaceStudioError(
+            "train.trainable = 'lora' needs peft; run: pip install peft"
+        ) from None
+    unet.requires_grad_(False)
+    unet.add_adapter(
+        LoraConfig(
+            r=rank,
+            lora_alpha=rank,
+            init_lora_weights="gaussian",
+            target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+        )
+    )
+
+
+def train(
+    config: TrainConfig,
+    on_step: Callable[[int, float], None] | None = None,
+    cpu: bool | None = None,
+) -> TrainResult:
+    """Train (or resume) as `config` says; checkpoints, logs and validation go to output_dir."""
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
+    from diffusers import DDPMScheduler
+
+    from facestudio.pipeline import FaceStudioPipeline
+
+    opt = config.train
+    cpu = not torch.cuda.is_available() if cpu is None else cpu
+    accelerator = Accelerator(
+        mixed_precision=opt.mixed_precision,
+        gradient_accumulation_steps=opt.gradient_accumulation_steps,
+        cpu=cpu,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    out = Path(config.output_dir)
+    checkpoint_dir = out / "checkpoints"
+    start_folder = out / "initial_pipeline"
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(
+            out / "train_config.json", json.dumps(config.to_dict(), indent=2).encode()
+        )
+        if not (start_folder / "model_index.json").is_file():
+            initial_pipeline(config).save_pretrained(start_folder)
+    accelerator.wait_for_everyone()
+    pipeline = FaceStudioPipeline.from_pretrained(start_folder)
+    unet, guidance, vae, style_encoder = (
+        pipeline.unet,
+        pipeline.guidance,
+        pipeline.vae,
+        pipeline.style_encoder,
+    )
+    if style_encoder is None:
+        raise FaceStudioError("training by reconstruction needs a style encoder in the model")
+    for frozen in (vae, style_encoder):
+        frozen.requires_grad_(False).eval().to(accelerator.device)
+    if opt.trainable == "lora":
+        add_lora(unet, opt.lora_rank)
+    if opt.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    model = TrainableModel(unet, guidance)
+    model.train()
+
+    dataset = ReconstructionDataset(
+        config.data.path, config.data.resolution, guidance.config.face_dim
+    )
+    if dataset.resolution % pipeline.vae_scale_factor:
+        raise FaceStudioError(
+            f"data resolution {dataset.resolution} must be a multiple of {pipeline.vae_scale_factor}"
+        )
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=opt.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=config.data.num_workers,
+        generator=torch.Generator().manual_seed(opt.seed),
+    )
+    if len(loader) == 0:
+        raise FaceStudioError(
+            f"{len(dataset)} samples are fewer than one batch of {opt.batch_size}"
+        )
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = _optimizer(parameters, opt)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    ema = _ema(parameters, opt)
+    noise_scheduler = DDPMScheduler(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
+    )
+    alphas = noise_scheduler.alphas_cumprod.to(accelerator.device)
+
+    step = 0
+    latest = checkpoints.latest_checkpoint(checkpoint_dir)
+    if latest is not None:
+        accelerator.load_state(str(latest))
+        step = json.loads((latest / "trainer_state.json").read_text())["step"]
+        if ema is not None and (latest / "ema.safetensors").is_file():
+            _load_ema(ema, latest / "ema.safetensors")
+        accelerator.print(f"resumed from {latest.name} at step {step}")
+    steps_per_epoch = len(loader) // opt.gradient_accumulation_steps
+    log = _Log(out, config, accelerator.is_main_process)
+    first_loss = last_loss = math.nan
+    started = time.perf_counter()
+    interval_loss, interval_count, interval_start = 0.0, 0, time.perf_counter()
+    saved: Path | None = latest
+
+    while step < opt.max_steps:
+        epoch = step // steps_per_epoch
+        loader.set_epoch(epoch)
+        skip = (step % steps_per_epoch) * opt.gradient_accumulation_steps
+        batches = accelerator.skip_first_batches(loader, skip) if skip else loader
+        micro = 0
+        for batch in batches:
+            with accelerator.accumulate(model):
+                generator = torch.Generator().manual_seed(
+                    _step_seed(opt.seed, step, micro, accelerator.process_index)
+                )
+                with torch.no_grad():
+                    latents = (
+                        vae.encode(batch["image"].to(vae.dtype)).latent_dist.mean
+                        * vae.config.scaling_factor
+                    )
+                    style = style_encoder.embed_pixels(batch["style_pixels"])
+                size = latents.shape[0]
+                noise = torch.randn(latents.shape, generator=generator).to(latents)
+                timesteps = torch.randint(0, 1000, (size,), generator=generator).to(latents.device)
+                drop_style = (torch.rand(size, generator=generator) < opt.style_dropout).to(
+                    latents.device
+                )
+                drop_face = (torch.rand(size, generator=generator) < opt.face_dropout).to(
+                    latents.device
+                )
+                a = alphas[timesteps].view(-1, 1, 1, 1)
+                noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
+                with accelerator.autocast():
+                    predicted = model(
+                        noisy,
+                        timesteps,
+                        style,
+                        batch["face"],
+                        drop_style,
+                        drop_face,
+                    )
+                loss = F.mse_loss(predicted.float(), noise.float())
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and opt.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(parameters, opt.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            micro += 1
+            interval_loss += loss.detach().item()
+            interval_count += 1
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            micro = 0
+            if ema is not None:
+                ema.step(parameters)
+            last_loss = accelerator.gather(loss.detach()[None]).mean().item()
+            first_loss = last_loss if math.isnan(first_loss) else first_loss
+            if step % config.logging.every_steps == 0 or step == opt.max_steps:
+                seconds = time.perf_counter() - interval_start
+                samples = interval_count * opt.batch_size * accelerator.num_processes
+                log.write(
+                    step,
+                    epoch,
+                    interval_loss / interval_count,
+                    samples / seconds,
+                    time.perf_counter() - started,
+                )
+                interval_loss, interval_count, interval_start = 0.0, 0, time.perf_counter()
+            if step % config.checkpoints.every_steps == 0 or step == opt.max_steps:
+                saved = _save(accelerator, checkpoint_dir, step, ema, config.checkpoints.keep_last)
+            if config.validation.every_steps and (
+                step % config.validation.every_steps == 0 or step == opt.max_steps
+            ):
+                _validate(accelerator, pipeline, model, ema, parameters, dataset, config, step, out)
+            if on_step is not None:
+                on_step(step, last_loss)
+            if step >= opt.max_steps:
+                break
+    _write_rank_fingerprint(out, accelerator, model, step)
+    log.close()
+    return TrainResult(step, last_loss, first_loss, saved, time.perf_counter() - started)
+
+
+def _step_seed(seed: int, step: int, micro: int, rank: int) -> int:
+    digest = hashlib.sha256(f"{seed}/{step}/{micro}/{rank}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def _optimizer(parameters, opt) -> torch.optim.Optimizer:
+    if opt.use_8bit_adam:
+        try:
+            import bitsandbytes
+        except ImportError:
+            raise FaceStudioError(
+                "train.use_8bit_adam needs bitsandbytes (and a GPU); run: pip install bitsandbytes"
+            ) from None
+        return bitsandbytes.optim.AdamW8bit(parameters, lr=opt.learning_rate)
+    return torch.optim.AdamW(parameters, lr=opt.learning_rate, weight_decay=1e-2)
+
+
+def _ema(parameters, opt):
+    if not opt.use_ema:
+        return None
+    from diffusers.training_utils import EMAModel
+
+    return EMAModel(parameters, decay=opt.ema_decay)
+
+
+def _load_ema(ema, path: Path) -> None:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    for i, shadow in enumerate(ema.shadow_params):
+        shadow.data.copy_(tensors[f"p{i}"])
+
+
+def _save(accelerator, folder: Path, step: int, ema, keep_last: int) -> Path:
+    from safetensors.torch import save_file
+
+    temporary = (
+        checkpoints.temporary_folder(folder, step)
+        if accelerator.is_main_process
+        else folder / f".{checkpoints.checkpoint_name(step)}.tmp"
+    )
+    accelerator.wait_for_everyone()
+    try:
+        accelerator.save_state(str(temporary))
+        # Steps draw no global randomness (see _step_seed), so the pickled RNG states
+        # accelerate adds are not needed; dropping them leaves nothing to unpickle on resume.
+        for pickled in temporary.glob("random_states_*.pkl"):
+            pickled.unlink()
+        if accelerator.is_main_process:
+            if ema is not None:
+                save_file(
+                    {
+                        f"p{i}": p.detach().contiguous().cpu()
+                        for i, p in enumerate(ema.shadow_params)
+                    },
+                    str(temporary / "ema.safetensors"),
+                )
+            (temporary / "trainer_state.json").write_text(json.dumps({"step": step}))
+    except OSError as error:
+        raise checkpoints.save_failed(temporary, step, error) from None
+    accelerator.wait_for_everyone()
+    final = folder / checkpoints.checkpoint_name(step)
+    if accelerator.is_main_process:
+        final = checkpoints.publish(temporary, step, keep_last)
+    accelerator.wait_for_everyone()
+    return final
+
+
+@torch.no_grad()
+def _validate(accelerator, pipeline, model, ema, parameters, dataset, config, step, out) -> None:
+    if not accelerator.is_main_process:
+        return
+    from PIL import Image
+
+    validation = config.validation
+    unwrapped = accelerator.unwrap_model(model)
+    if ema is not None:
+        ema.store(parameters)
+        ema.copy_to(parameters)
+    unwrapped.eval()
+    try:
+        pipeline.set_progress_bar_config(disable=True)
+        rows = []
+        for i in range(min(validation.samples, len(dataset))):
+            sample = dataset[i]
+            style = Image.fromarray(
+                (sample["style_pixels"].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+            )
+            original = Image.fromarray(
+                ((sample["image"].permute(1, 2, 0).numpy() + 1) * 127.5).astype(np.uint8)
+            )
+            identities = [sample["face"].numpy()] if bool(sample["has_face"]) else None
+            generated = pipeline(
+                identities=identities,
+                style_image=style,
+                num_inference_steps=validation.steps,
+                seed=validation.seed + i,
+                height=dataset.resolution,
+                width=dataset.resolution,
+            ).images[0]
+            rows.append([original, style, generated])
+        size = dataset.resolution
+        grid = Image.new("RGB", (3 * size, len(rows) * size))
+        for r, row in enumerate(rows):
+            for c, picture in enumerate(row):
+                grid.paste(picture, (c * size, r * size))
+        (out / "validation").mkdir(exist_ok=True)
+        grid.save(out / "validation" / f"step-{step:08d}.png")
+    finally:
+        unwrapped.train()
+        if ema is not None:
+            ema.restore(parameters)
+
+
+def _write_rank_fingerprint(out: Path, accelerator, model, step: int) -> None:
+    """Each process records a hash of its trained weights: replicas in sync have equal hashes."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(accelerator.unwrap_model(model).state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    (out / "ranks").mkdir(exist_ok=True)
+    (out / "ranks" / f"rank-{accelerator.process_index}.json").write_text(
+        json.dumps({"step": step, "weights_sha256": digest.hexdigest()})
+    )
+
+
+class _Log:
+    """Loss and throughput per logging interval: log.csv, and TensorBoard when chosen."""
+
+    def __init__(self, out: Path, config: TrainConfig, active: bool) -> None:
+        self.active = active
+        self.writer = None
+        if not active:
+            return
+        path = out / "log.csv"
+        fresh = not path.exists()
+        self.file = open(path, "a", newline="")  # noqa: SIM115 - open for the whole run
+        self.csv = csv.writer(self.file)
+        if fresh:
+            self.csv.writerow(
+                ["step", "epoch", "loss", "samples_per_s", "seconds", "peak_memory_mb"]
+            )
+        if config.logging.format == "tensorboard":
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise FaceStudioError(
+                    "logging.format = 'tensorboard' needs tensorboard; run: pip install tensorboard"
+                ) from None
+            self.writer = SummaryWriter(str(out / "tensorboard"))
+
+    def write(self, step, epoch, loss, samples_per_s, seconds) -> None:
+        if not self.active:
+            return
+        import resource
+
+        peak = (
+            torch.cuda.max_memory_allocated() / 2**20
+            if torch.cuda.is_available()
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        )
+        self.csv.writerow(
+            [step, epoch, f"{loss:.6f}", f"{samples_per_s:.2f}", f"{seconds:.1f}", f"{peak:.0f}"]
+        )
+        self.file.flush()
+        if self.writer is not None:
+            self.writer.add_scalar("loss", loss, step)
+            self.writer.add_scalar("samples_per_s", samples_per_s, step)
+
+    def close(self) -> None:
+        if self.active:
+            self.file.close()
+            if self.writer is not None:
+                self.writer.close()

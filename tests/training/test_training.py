@@ -1,0 +1,191 @@
+"""Training by reconstruction: it learns, it resumes exactly after SIGKILL, it fails cleanly on
+a full disk, and its checkpoints export to a working pipeline."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from facestudio.errors import FaceStudioError
+from facestudio.training import checkpoints
+from facestudio.training.trainer import train
+from tests.training.conftest import tiny_config
+
+
+def test_a_tiny_model_overfits_eight_images(tmp_path, eight_photos_prepared):
+    losses = []
+    config = tiny_config(tmp_path / "run", eight_photos_prepared, max_steps=150)
+    result = train(config, on_step=lambda step, loss: losses.append(loss))
+    assert result.step == 150 and len(losses) == 150
+    start, end = np.mean(losses[:10]), np.mean(losses[-10:])
+    assert end < start / 4, f"loss {start:.3f} -> {end:.3f}"
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("step,epoch,loss,samples_per_s")
+
+
+def _weights(run):
+    checkpoint = checkpoints.latest_checkpoint(run / "checkpoints")
+    return checkpoint.name, load_file(str(checkpoint / "model.safetensors"))
+
+
+KILLER = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+from facestudio.training.config import config_from_dict
+from facestudio.training.trainer import train
+import json
+config = config_from_dict(json.loads({config!r}))
+def die(step, loss):
+    if step == {kill_at}:
+        os.kill(os.getpid(), signal.SIGKILL)
+train(config, on_step=die)
+"""
+
+
+def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path, eight_photos_prepared):
+    settings = dict(max_steps=10, batch_size=4, style_dropout=0.5, face_dropout=0.3, use_ema=True)
+    whole = tiny_config(tmp_path / "whole", eight_photos_prepared, **settings)
+    whole.checkpoints.every_steps = 3
+    train(whole)
+
+    broken = tiny_config(tmp_path / "broken", eight_photos_prepared, **settings)
+    broken.checkpoints.every_steps = 3
+    script = KILLER.format(root=os.getcwd(), config=json.dumps(broken.to_dict()), kill_at=5)
+    killed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert (
+        checkpoints.latest_checkpoint(tmp_path / "broken" / "checkpoints").name
+        == "checkpoint-00000003"
+    )
+    train(broken)  # resumes from step 3: its data position, dropout and noise included
+
+    name_a, a = _weights(tmp_path / "whole")
+    name_b, b = _weights(tmp_path / "broken")
+    assert name_a == name_b == "checkpoint-00000010"
+    for key in a:
+        assert np.array_equal(a[key].numpy(), b[key].numpy()), key
+
+
+def test_a_full_disk_keeps_the_last_checkpoint(tmp_path, eight_photos_prepared, monkeypatch):
+    config = tiny_config(tmp_path / "run", eight_photos_prepared, max_steps=4, batch_size=4)
+    config.checkpoints.every_steps = 2
+    from accelerate import Accelerator
+
+    original = Accelerator.save_state
+    calls = []
+
+    def filling_disk(self, output_dir=None, **kwargs):
+        calls.append(output_dir)
+        if len(calls) == 2:
+            os.makedirs(output_dir, exist_ok=True)
+            with open(os.path.join(output_dir, "model.safetensors"), "wb") as handle:
+                handle.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, output_dir, **kwargs)
+
+    monkeypatch.setattr(Accelerator, "save_state", filling_disk)
+    with pytest.raises(FaceStudioError, match=r"no space left.*checkpoint-00000002, is intact"):
+        train(config)
+    folder = tmp_path / "run" / "checkpoints"
+    assert [p.name for p in folder.iterdir()] == ["checkpoint-00000002"]
+    assert load_file(str(folder / "checkpoint-00000002" / "model.safetensors"))
+
+
+def test_export_gives_a_pipeline_that_generates_with_the_trained_weights(
+    tmp_path, eight_photos_prepared, capsys
+):
+    from facestudio.interfaces.cli import main
+    from facestudio.pipeline import FaceStudioPipeline
+
+    config = tiny_config(tmp_path / "run", eight_photos_prepared, max_steps=6, use_ema=False)
+    train(config)
+    checkpoint = checkpoints.latest_checkpoint(tmp_path / "run" / "checkpoints")
+    assert main(["export", str(checkpoint), "-o", str(tmp_path / "model")]) == 0
+    exported = FaceStudioPipeline.from_pretrained(tmp_path / "model")
+    trained = load_file(str(checkpoint / "model.safetensors"))
+    np.testing.assert_array_equal(
+        exported.guidance.proj.weight.detach().numpy(), trained["guidance.proj.weight"].numpy()
+    )
+    initial = FaceStudioPipeline.from_pretrained(tmp_path / "run" / "initial_pipeline")
+    assert not np.array_equal(
+        initial.guidance.proj.weight.detach().numpy(), trained["guidance.proj.weight"].numpy()
+    )
+    assert main(["export", str(checkpoint), "-o", str(tmp_path / "model")]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_stay_in_sync(tmp_path, eight_photos_prepared):
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(
+        textwrap.dedent(
+            f"""
+            output_dir = "{tmp_path / "run"}"
+            [data]
+            path = "{eight_photos_prepared}"
+            [train]
+            batch_size = 2
+            learning_rate = 1e-3
+            max_steps = 4
+            [checkpoints]
+            every_steps = 2
+            """
+        )
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
+    launched = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--main_process_port",
+            "29517",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "facestudio.interfaces.cli",
+            "train",
+            str(config_path),
+            "--cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    ranks = [
+        json.loads((tmp_path / "run" / "ranks" / f"rank-{r}.json").read_text()) for r in (0, 1)
+    ]
+    assert ranks[0]["step"] == ranks[1]["step"] == 4
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
+    initial_hash = ranks[0]["weights_sha256"]
+    assert initial_hash  # and the weights really moved:
+    trained = load_file(
+        str(tmp_path / "run" / "checkpoints" / "checkpoint-00000004" / "model.safetensors")
+    )
+    from facestudio.pipeline import FaceStudioPipeline
+
+    initial = FaceStudioPipeline.from_pretrained(tmp_path / "run" / "initial_pipeline")
+    assert not np.array_equal(
+        initial.guidance.proj.weight.detach().numpy(), trained["guidance.proj.weight"].numpy()
+    )
