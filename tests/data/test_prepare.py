@@ -125,3 +125,55 @@ def test_cli_prints_the_summary(photo_folder, tmp_path, capsys, monkeypatch):
     assert "kept 4" in summary and "unreadable 3, no_face 1, face_too_small 1" in summary
     assert main(["prepare", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_processes_share_the_shards(photo_folder, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "prepared"
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "ACCELERATE_USE_CPU": "1",
+        "FACESTUDIO_CACHE": str(tmp_path / "c"),
+    }
+    launched = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--main_process_port",
+            "29518",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "facestudio.interfaces.cli",
+            "prepare",
+            str(photo_folder),
+            "--out",
+            str(out),
+            "--resolution",
+            "64",
+            "--shard-size",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    index = json.loads((out / "index.json").read_text())
+    assert index["kept"] == 4 and sum(index["skipped"].values()) == 5
+    assert len(index["shards"]) == 5 and launched.stdout.count("prepared ") == 1

@@ -189,3 +189,35 @@ def test_two_cpu_processes_stay_in_sync(tmp_path, eight_photos_prepared):
     assert not np.array_equal(
         initial.guidance.proj.weight.detach().numpy(), trained["guidance.proj.weight"].numpy()
     )
+
+
+def test_lora_training_exports_a_plain_unet_with_the_adapters_fused(
+    tmp_path, eight_photos_prepared
+):
+    pytest.importorskip("peft")
+    from facestudio.pipeline import FaceStudioPipeline
+
+    config = tiny_config(
+        tmp_path / "run", eight_photos_prepared, max_steps=5, trainable="lora", lora_rank=4
+    )
+    train(config)
+    checkpoint = checkpoints.latest_checkpoint(tmp_path / "run" / "checkpoints")
+    trained = load_file(str(checkpoint / "model.safetensors"))
+    assert any("lora" in key for key in trained)
+    from facestudio.training.export import export_pipeline
+
+    export_pipeline(checkpoint, tmp_path / "model")
+    exported = FaceStudioPipeline.from_pretrained(tmp_path / "model").unet.state_dict()
+    initial = FaceStudioPipeline.from_pretrained(
+        tmp_path / "run" / "initial_pipeline"
+    ).unet.state_dict()
+    assert set(exported) == set(initial)  # no adapter weights left over
+    changed = [
+        k
+        for k in initial
+        if "to_q" in k and not np.array_equal(exported[k].numpy(), initial[k].numpy())
+    ]
+    unchanged = [k for k in initial if "conv_in" in k]
+    assert changed and all(
+        np.array_equal(exported[k].numpy(), initial[k].numpy()) for k in unchanged
+    )

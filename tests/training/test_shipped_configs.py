@@ -1,0 +1,21 @@
+"""The example configurations in configs/train load without errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facestudio.training.config import load_config
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "train").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_example_config_is_valid(path):
+    config = load_config(path)
+    assert config.output_dir and config.data.path
+
+
+def test_there_are_examples():
+    assert len(CONFIGS) >= 3
