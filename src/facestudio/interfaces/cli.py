@@ -11,6 +11,7 @@ from facestudio import __version__
 from facestudio.errors import FaceStudioError
 from facestudio.interfaces import (
     cache_command,
+    eval_command,
     faces_command,
     generate_command,
     prepare_command,
@@ -20,7 +21,14 @@ from facestudio.interfaces import (
 EXIT_OK = 0
 EXIT_USAGE = 2
 
-_COMMANDS = (generate_command, faces_command, prepare_command, train_command, cache_command)
+_COMMANDS = (
+    generate_command,
+    faces_command,
+    prepare_command,
+    train_command,
+    eval_command,
+    cache_command,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

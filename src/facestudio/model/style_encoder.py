@@ -78,6 +78,26 @@ class StyleEncoder(ModelMixin, ConfigMixin):
         return torch.cat([self.embed_pixels(_to_tensor(image)) for image in images])
 
 
+def clip_preprocess(pixels: torch.Tensor, size: int) -> torch.Tensor:
+    """A (B, 3, H, W) batch in [0, 1] resized (shortest side), centre-cropped, CLIP-normalised."""
+    height, width = pixels.shape[-2:]
+    scale = size / min(height, width)
+    new_size = (max(size, round(height * scale)), max(size, round(width * scale)))
+    resized = F.interpolate(
+        pixels, size=new_size, mode="bicubic", align_corners=False, antialias=True
+    )
+    top, left = (new_size[0] - size) // 2, (new_size[1] - size) // 2
+    cropped = resized[..., top : top + size, left : left + size].clamp(0, 1)
+    mean = torch.tensor(CLIP_MEAN, device=pixels.device).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=pixels.device).view(1, 3, 1, 1)
+    return (cropped - mean) / std
+
+
+def image_to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
+    """A PIL image or RGB array as a (1, 3, H, W) float batch in [0, 1]."""
+    return _to_tensor(image)
+
+
 def _to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
     array = np.array(image.convert("RGB") if isinstance(image, Image.Image) else image)
     return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255.0

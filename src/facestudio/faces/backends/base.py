@@ -27,6 +27,10 @@ class FaceBackend(ABC):
         """A string that changes whenever the models or settings would change any result."""
 
     @abstractmethod
+    def recognizer_id(self) -> str:
+        """Identifies the recognition model alone (to tell whether two backends share it)."""
+
+    @abstractmethod
     def detect(self, image: np.ndarray) -> list[Face]:
         """All faces in an (H, W, 3) uint8 RGB image, in any order."""
 

@@ -68,6 +68,7 @@ class DlibBackend(FaceBackend):
         else:
             detector_path = None
             self._hog = dlib.get_frontal_face_detector()
+        self._recognizer_id = "dlib-resnet:" + file_digest(recognizer_path)
         self._fingerprint = "dlib:" + ",".join(
             [
                 file_digest(recognizer_path),
@@ -82,6 +83,9 @@ class DlibBackend(FaceBackend):
 
     def fingerprint(self) -> str:
         return self._fingerprint
+
+    def recognizer_id(self) -> str:
+        return self._recognizer_id
 
     def detect(self, image: np.ndarray) -> list[Face]:
         return detect_downscaled(image, self.config.max_detect_side, self._detect_full)

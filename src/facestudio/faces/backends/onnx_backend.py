@@ -94,6 +94,7 @@ class OnnxBackend(FaceBackend):
         self._channels_last = len(shape) == 4 and shape[-1] == 3
         side = shape[1] if self._channels_last else shape[2]
         self._size = side if isinstance(side, int) else 112
+        self._recognizer_id = "onnx:" + file_digest(config.recognizer_model)
         self._fingerprint = "onnx:" + ",".join(
             [
                 file_digest(config.detector_model),
@@ -109,6 +110,9 @@ class OnnxBackend(FaceBackend):
 
     def fingerprint(self) -> str:
         return self._fingerprint
+
+    def recognizer_id(self) -> str:
+        return self._recognizer_id
 
     def detect(self, image: np.ndarray) -> list[Face]:
         return detect_downscaled(image, self.config.max_detect_side, self._detect_full)

@@ -1,0 +1,391 @@
+"""`facestudio eval`: a benchmark definition run on a pipeline, scored with the field's metrics.
+
+A definition (YAML or JSON) lists identities: the photos to condition on and *other* photos of
+the same person to score against. Each case (identity × style × prompt × seed × image) is
+generated for every ablation: with the identity, without it (null face embedding) and with an
+impostor (the next identity's photos, scored against this identity's references). Real photo
+pairs give the ceiling. Multi-person cases put several identities in one image.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import stats
+
+from facestudio.errors import FaceStudioError
+from facestudio.evaluation.face_scoring import FaceScorer
+from facestudio.images import load_image
+
+ABLATIONS = ("identity", "no_identity", "impostor")
+
+
+@dataclass
+class IdentityCase:
+    name: str
+    condition: list[str]
+    reference: list[str]
+
+
+@dataclass
+class MultiPersonCase:
+    people: list[str]
+    style: str | None = None
+
+
+@dataclass
+class BenchmarkDefinition:
+    identities: list[IdentityCase]
+    styles: list[str | None] = field(default_factory=lambda: [None])
+    prompts: list[str | None] = field(default_factory=lambda: [None])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    images_per_case: int = 1
+    steps: int = 25
+    multi_person: list[MultiPersonCase] = field(default_factory=list)
+
+
+def load_definition(path: str | Path) -> BenchmarkDefinition:
+    """Read a benchmark definition; photo paths are relative to its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise FaceStudioError(f"benchmark definition '{path}' does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except ValueError as exc:
+        raise FaceStudioError(f"benchmark definition '{path}' cannot be parsed: {exc}") from None
+    known = {"identities", "styles", "prompts", "seeds", "images_per_case", "steps", "multi_person"}
+    unknown = sorted(set(data or {}) - known)
+    if unknown:
+        raise FaceStudioError(
+            f"unknown key(s) {', '.join(unknown)} in '{path}'; known: {', '.join(sorted(known))}"
+        )
+    root = path.parent
+
+    def resolve(photo: str | None) -> str | None:
+        return None if photo is None else str(photo if Path(photo).is_absolute() else root / photo)
+
+    try:
+        identities = [
+            IdentityCase(
+                str(e["name"]),
+                [resolve(p) for p in e["condition"]],
+                [resolve(p) for p in e["reference"]],
+            )
+            for e in data["identities"]
+        ]
+    except (KeyError, TypeError) as exc:
+        raise FaceStudioError(
+            f"each identity in '{path}' needs name, condition and reference ({exc})"
+        ) from None
+    if len(identities) < 2:
+        raise FaceStudioError(
+            f"'{path}' needs at least two identities (the impostor ablation uses another person)"
+        )
+    names = {i.name for i in identities}
+    multi = [
+        MultiPersonCase(list(m["people"]), resolve(m.get("style")))
+        for m in data.get("multi_person", [])
+    ]
+    for case in multi:
+        missing = [p for p in case.people if p not in names]
+        if missing:
+            raise FaceStudioError(
+                f"multi_person case names unknown identities {missing} in '{path}'"
+            )
+    return BenchmarkDefinition(
+        identities=identities,
+        styles=[resolve(s) for s in data.get("styles", [None])] or [None],
+        prompts=data.get("prompts", [None]) or [None],
+        seeds=[int(s) for s in data.get("seeds", [0])],
+        images_per_case=int(data.get("images_per_case", 1)),
+        steps=int(data.get("steps", 25)),
+        multi_person=multi,
+    )
+
+
+def run_benchmark(
+    pipeline,
+    definition: BenchmarkDefinition,
+    scorer: FaceScorer,
+    out: str | Path,
+    ablations: tuple[str, ...] = ABLATIONS,
+    clip_scorer=None,
+) -> dict:
+    """Generate, score and write results.json, results.md and one image grid per identity."""
+    out = Path(out)
+    (out / "grids").mkdir(parents=True, exist_ok=True)
+    if definition.prompts != [None] and pipeline.prior is None:
+        raise FaceStudioError(
+            "the benchmark has prompts but this model has no text prior; remove the prompts"
+        )
+    references = {i.name: scorer.reference(i.reference) for i in definition.identities}
+    rows, grids, generated_faces = [], {}, {}
+    generate_seconds = score_seconds = 0.0
+    scored_images = 0
+    # Each person's conditioning embedding is computed once (multi-shot over their photos).
+    conditioning = {
+        i.name: pipeline.face_analyzer.multi_shot(i.condition).embedding
+        for i in definition.identities
+    }
+    for position, case in enumerate(definition.identities):
+        impostor = definition.identities[(position + 1) % len(definition.identities)]
+        conditions = {
+            "identity": [conditioning[case.name]],
+            "no_identity": None,
+            "impostor": [conditioning[impostor.name]],
+        }
+        for style_path in definition.styles:
+            style = Image.fromarray(load_image(style_path)) if style_path else None
+            for prompt in definition.prompts:
+                for seed in definition.seeds:
+                    for ablation in ablations:
+                        start = time.perf_counter()
+                        result = pipeline(
+                            prompt=prompt,
+                            identities=conditions[ablation],
+                            style_image=style,
+                            num_inference_steps=definition.steps,
+                            num_images_per_prompt=definition.images_per_case,
+                            seed=seed,
+                        )
+                        generate_seconds += time.perf_counter() - start
+                        for index, image in enumerate(result.images):
+                            start = time.perf_counter()
+                            pixels = np.asarray(image.convert("RGB"))
+                            score = scorer.score(pixels, [references[case.name]])
+                            score_seconds += time.perf_counter() - start
+                            scored_images += 1
+                            rows.append(
+                                {
+                                    "identity": case.name,
+                                    "ablation": ablation,
+                                    "style": style_path,
+                                    "prompt": prompt,
+                                    "seed": seed + index,
+                                    "similarity": score.similarity,
+                                    "detected": score.detected,
+                                }
+                            )
+                            grids.setdefault(case.name, {}).setdefault(ablation, []).append(image)
+                            if ablation == "identity" and score.detected:
+                                faces = scorer.analyzer.detect(pixels)
+                                generated_faces.setdefault(case.name, []).append(
+                                    scorer.analyzer.embed(pixels, faces[0])
+                                )
+                            if clip_scorer is not None and prompt is not None:
+                                rows[-1]["clip_t"] = clip_scorer(image, prompt)
+    multi_rows = _multi_person(pipeline, definition, scorer, references, conditioning)
+    ceiling = _ceiling(definition, scorer, references)
+    summary = summarize(rows, multi_rows, ceiling, generated_faces, ablations)
+    summary.update(
+        {
+            "biased_scoring": scorer.biased,
+            "scorer": scorer.analyzer.backend.recognizer_id(),
+            "generated_images": scored_images,
+            "generation_images_per_s": round(scored_images / max(generate_seconds, 1e-9), 3),
+            "scoring_images_per_s": round(scored_images / max(score_seconds, 1e-9), 2),
+        }
+    )
+    (out / "results.json").write_text(
+        json.dumps({"summary": summary, "images": rows, "multi_person": multi_rows}, indent=2)
+    )
+    (out / "results.md").write_text(markdown_table(summary))
+    for name, by_ablation in grids.items():
+        _grid(definition, name, by_ablation, ablations).save(out / "grids" / f"{name}.png")
+    return summary
+
+
+def _multi_person(pipeline, definition, scorer, references, conditioning) -> list[dict]:
+    rows = []
+    for case in definition.multi_person:
+        style = Image.fromarray(load_image(case.style)) if case.style else None
+        for seed in definition.seeds:
+            result = pipeline(
+                identities=[conditioning[p] for p in case.people],
+                style_image=style,
+                regions="auto",
+                num_inference_steps=definition.steps,
+                seed=seed,
+            )
+            pixels = np.asarray(result.images[0].convert("RGB"))
+            score = scorer.score(pixels, [references[p] for p in case.people])
+            faces = scorer.analyzer.detect(pixels)
+            own = _closer_to_own(scorer, pixels, faces, [references[p] for p in case.people])
+            rows.append(
+                {
+                    "people": case.people,
+                    "seed": seed,
+                    "min_similarity": score.similarity,
+                    "per_person": score.per_person,
+                    "all_detected": score.detected,
+                    "closer_to_own": own,
+                }
+            )
+    return rows
+
+
+def _closer_to_own(scorer, pixels, faces, references) -> list[bool] | None:
+    """For each person (left to right), is the face in their region closer to them than to the others?"""
+    if len(faces) < len(references):
+        return None
+    ordered = sorted(faces[: len(references)], key=lambda f: f.center[0])
+    result = []
+    for person, face in enumerate(ordered):
+        embedding = scorer.analyzer.embed(pixels, face)
+        similarities = [float((np.atleast_2d(r) @ embedding).mean()) for r in references]
+        result.append(int(np.argmax(similarities)) == person)
+    return result
+
+
+def _ceiling(definition, scorer, references) -> list[float]:
+    """Real photos: each conditioning photo against the same person's reference photos."""
+    values = []
+    for case in definition.identities:
+        for photo in case.condition:
+            embedding = scorer.analyzer.identity(photo).embedding
+            values.append(float(np.clip(references[case.name] @ embedding, 0, None).mean()))
+    return values
+
+
+def summarize(rows, multi_rows, ceiling, generated_faces, ablations) -> dict:
+    summary: dict = {"ablations": {}}
+    per_identity: dict[str, dict[str, float]] = {}
+    for ablation in ablations:
+        chosen = [r for r in rows if r["ablation"] == ablation]
+        if not chosen:
+            continue
+        detected = [r["similarity"] for r in chosen if r["detected"]]
+        summary["ablations"][ablation] = {
+            "images": len(chosen),
+            "similarity_misses_as_0": round(float(np.mean([r["similarity"] for r in chosen])), 4),
+            "similarity_detected_only": round(float(np.mean(detected)), 4) if detected else None,
+            "detection_rate": round(len(detected) / len(chosen), 4),
+        }
+        for r in chosen:
+            per_identity.setdefault(r["identity"], {}).setdefault(ablation, []).append(
+                r["similarity"]
+            )
+        clip = [r["clip_t"] for r in chosen if "clip_t" in r]
+        if clip:
+            summary["ablations"][ablation]["clip_t"] = round(float(np.mean(clip)), 4)
+    summary["real_photo_ceiling"] = round(float(np.mean(ceiling)), 4) if ceiling else None
+    means = {
+        name: {a: float(np.mean(v)) for a, v in values.items()}
+        for name, values in per_identity.items()
+    }
+    summary["per_identity"] = {n: {a: round(v, 4) for a, v in m.items()} for n, m in means.items()}
+    summary["paired_tests"] = {}
+    for other in ("no_identity", "impostor"):
+        pairs = [
+            (m["identity"], m[other]) for m in means.values() if "identity" in m and other in m
+        ]
+        if len(pairs) >= 2:
+            with_id, without = np.array(pairs).T
+            difference = with_id - without
+            test = (
+                stats.ttest_rel(with_id, without) if np.any(difference != difference[0]) else None
+            )
+            summary["paired_tests"][f"identity_vs_{other}"] = {
+                "people": len(pairs),
+                "mean_difference": round(float(difference.mean()), 4),
+                "t_test_p": None if test is None else float(test.pvalue),
+            }
+    diversity = []
+    for embeddings in generated_faces.values():
+        if len(embeddings) >= 2:
+            stacked = np.stack(embeddings)
+            cosine = stacked @ stacked.T
+            upper = cosine[np.triu_indices(len(embeddings), 1)]
+            diversity.append(float(np.mean(1 - upper)))
+    summary["diversity"] = round(float(np.mean(diversity)), 4) if diversity else None
+    if multi_rows:
+        closer = [c for r in multi_rows if r["closer_to_own"] for c in r["closer_to_own"]]
+        summary["multi_person"] = {
+            "images": len(multi_rows),
+            "min_pair_similarity": round(
+                float(np.mean([r["min_similarity"] for r in multi_rows])), 4
+            ),
+            "all_faces_detected_rate": round(
+                float(np.mean([r["all_detected"] for r in multi_rows])), 4
+            ),
+            "faces_closer_to_own_reference": round(float(np.mean(closer)), 4) if closer else None,
+        }
+    return summary
+
+
+def markdown_table(summary: dict) -> str:
+    lines = [
+        "| condition | images | similarity (misses = 0) | similarity (detected) | detection rate |",
+        "|---|---|---|---|---|",
+    ]
+    names = {
+        "identity": "with identity",
+        "no_identity": "without identity",
+        "impostor": "impostor identity",
+    }
+    for ablation, values in summary["ablations"].items():
+        detected = (
+            "–"
+            if values["similarity_detected_only"] is None
+            else f"{values['similarity_detected_only']:.3f}"
+        )
+        lines.append(
+            f"| {names[ablation]} | {values['images']} | {values['similarity_misses_as_0']:.3f} | {detected} | "
+            f"{values['detection_rate']:.2f} |"
+        )
+    if summary.get("real_photo_ceiling") is not None:
+        lines.append(
+            f"| two real photos (ceiling) | – | {summary['real_photo_ceiling']:.3f} | – | – |"
+        )
+    notes = [
+        f"Scorer: `{summary['scorer']}`"
+        + (
+            " — **biased: the model is conditioned on it**"
+            if summary["biased_scoring"]
+            else " (independent of the model's face encoder)."
+        )
+    ]
+    for name, test in summary.get("paired_tests", {}).items():
+        p = "n/a" if test["t_test_p"] is None else f"{test['t_test_p']:.3g}"
+        notes.append(
+            f"{name}: mean difference {test['mean_difference']:+.3f} over {test['people']} people, paired t-test p = {p}."
+        )
+    if summary.get("diversity") is not None:
+        notes.append(
+            f"Diversity (mean 1 − cosine between generated faces of one identity): {summary['diversity']:.3f}."
+        )
+    if "multi_person" in summary:
+        m = summary["multi_person"]
+        notes.append(
+            f"Multi-person: min-pair similarity {m['min_pair_similarity']:.3f}, all faces found in {m['all_faces_detected_rate']:.0%}, faces closer to their own reference: {m['faces_closer_to_own_reference']}."
+        )
+    notes.append(
+        f"Speed: generation {summary['generation_images_per_s']} images/s, scoring {summary['scoring_images_per_s']} images/s."
+    )
+    return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
+
+
+def _grid(definition, name, by_ablation, ablations) -> Image.Image:
+    """Reference photo, then the generated images, one row per ablation."""
+    case = next(i for i in definition.identities if i.name == name)
+    size = 128
+    reference = Image.fromarray(load_image(case.reference[0])).resize((size, size))
+    rows = [a for a in ablations if a in by_ablation]
+    columns = 1 + max(len(by_ablation[a]) for a in rows)
+    grid = Image.new("RGB", (columns * size, len(rows) * size), "white")
+    for r, ablation in enumerate(rows):
+        grid.paste(reference, (0, r * size))
+        for c, image in enumerate(by_ablation[ablation]):
+            grid.paste(image.convert("RGB").resize((size, size)), ((c + 1) * size, r * size))
+    return grid

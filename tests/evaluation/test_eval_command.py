@@ -1,0 +1,100 @@
+"""`facestudio eval` end to end on a tiny random pipeline and real photos."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from facestudio.interfaces.cli import main
+from tests.conftest import MOBILEFACENET, YUNET, shared_file
+
+
+@pytest.fixture
+def definition(tmp_path):
+    root = shared_file("data/MANIFEST.json").parent
+    people = {
+        "id04": (
+            ["deepface/id04/img16.jpg"],
+            ["deepface/id04/img17.jpg", "deepface/id04/img59.jpg"],
+        ),
+        "id05": (["deepface/id05/img13.jpg"], ["deepface/id05/img14.jpg"]),
+    }
+    data = {
+        "identities": [
+            {
+                "name": n,
+                "condition": [str(root / p) for p in c],
+                "reference": [str(root / p) for p in r],
+            }
+            for n, (c, r) in people.items()
+        ],
+        "seeds": [0, 1],
+        "steps": 2,
+        "styles": [str(root / "misc/angry.jpg")],
+        "multi_person": [{"people": ["id04", "id05"], "style": str(root / "groups/couple.jpg")}],
+    }
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_eval_runs_end_to_end(tiny_pipeline_folder, definition, tmp_path, capsys):
+    out = tmp_path / "results"
+    code = main(
+        [
+            "eval",
+            "--model",
+            str(tiny_pipeline_folder),
+            "--benchmark",
+            str(definition),
+            "--out",
+            str(out),
+            "--detector-model",
+            str(YUNET),
+            "--recognizer-model",
+            str(MOBILEFACENET),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0 and "with identity" in printed and "impostor identity" in printed
+    results = json.loads((out / "results.json").read_text())
+    summary = results["summary"]
+    assert set(summary["ablations"]) == {"identity", "no_identity", "impostor"}
+    assert summary["ablations"]["identity"]["images"] == 4  # 2 people × 2 seeds
+    assert 0.3 < summary["real_photo_ceiling"] <= 1.0
+    assert summary["biased_scoring"] is False and summary["scoring_images_per_s"] > 0
+    assert len(results["images"]) == 12 and len(results["multi_person"]) == 2
+    for name in ("id04", "id05"):
+        grid = Image.open(out / "grids" / f"{name}.png")
+        assert grid.size == (3 * 128, 3 * 128)  # reference + 2 seeds, one row per ablation
+    assert "two real photos (ceiling)" in (out / "results.md").read_text()
+
+
+def test_eval_refuses_a_non_empty_folder_and_a_bad_definition(
+    tiny_pipeline_folder, definition, tmp_path, capsys
+):
+    out = tmp_path / "used"
+    out.mkdir()
+    (out / "x").write_text("mine")
+    args = ["eval", "--model", str(tiny_pipeline_folder), "--out", str(out)]
+    assert main([*args, "--benchmark", str(definition)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"identities": [], "seeds": [0], "stesp": 3}))
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(tiny_pipeline_folder),
+                "--out",
+                str(tmp_path / "new"),
+                "--benchmark",
+                str(bad),
+            ]
+        )
+        == 2
+    )
+    assert "unknown key(s) stesp" in capsys.readouterr().err
