@@ -19,6 +19,40 @@ YUNET = SHARED / "models/face_detection_yunet_2026may.onnx"
 MOBILEFACENET = SHARED / "models/mobilefacenet.onnx"
 
 
+def launch_two_cpu_processes(args: list[str], port: int, env: dict | None = None):
+    """Run `facestudio ARGS` as two synchronised CPU processes (gloo) under accelerate."""
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1", **(env or {})}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--main_process_port",
+            str(port),
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "facestudio.interfaces.cli",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
+        check=False,
+    )
+
+
 def shared_file(relative: str) -> Path:
     """A file under ../shared; skips the test when absent, fails under CI."""
     path = SHARED / relative

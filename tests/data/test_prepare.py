@@ -15,7 +15,7 @@ from facestudio.data.prepare import PrepareConfig, prepare, write_index
 from facestudio.data.sources import list_items
 from facestudio.faces import FaceAnalyzer, FaceAnalyzerConfig
 from facestudio.interfaces.cli import main
-from tests.conftest import shared_file
+from tests.conftest import launch_two_cpu_processes, shared_file
 
 GOOD = [
     "deepface/id03/img3.jpg",
@@ -129,35 +129,9 @@ def test_cli_prints_the_summary(photo_folder, tmp_path, capsys, monkeypatch):
 
 @pytest.mark.slow
 def test_two_processes_share_the_shards(photo_folder, tmp_path):
-    import os
-    import subprocess
-    import sys
-
     out = tmp_path / "prepared"
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "ACCELERATE_USE_CPU": "1",
-        "FACESTUDIO_CACHE": str(tmp_path / "c"),
-    }
-    launched = subprocess.run(
+    launched = launch_two_cpu_processes(
         [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--multi_gpu",
-            "--num_processes",
-            "2",
-            "--num_machines",
-            "1",
-            "--main_process_port",
-            "29518",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "-m",
-            "facestudio.interfaces.cli",
             "prepare",
             str(photo_folder),
             "--out",
@@ -167,11 +141,8 @@ def test_two_processes_share_the_shards(photo_folder, tmp_path):
             "--shard-size",
             "2",
         ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
+        port=29518,
+        env={"FACESTUDIO_CACHE": str(tmp_path / "c")},
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
     index = json.loads((out / "index.json").read_text())

@@ -18,13 +18,17 @@ from safetensors.torch import load_file
 from facestudio.errors import FaceStudioError
 from facestudio.training import checkpoints
 from facestudio.training.trainer import train
+from tests.conftest import launch_two_cpu_processes
 from tests.training.conftest import tiny_config
 
 
 def test_a_tiny_model_overfits_eight_images(tmp_path, eight_photos_prepared):
     losses = []
     config = tiny_config(tmp_path / "run", eight_photos_prepared, max_steps=150)
+    config.validation.every_steps, config.validation.samples, config.validation.steps = 150, 2, 3
     result = train(config, on_step=lambda step, loss: losses.append(loss))
+    grid = tmp_path / "run" / "validation" / "step-00000150.png"
+    assert grid.is_file()  # rows of photo | style input | generated, for fixed identities and seeds
     assert result.step == 150 and len(losses) == 150
     start, end = np.mean(losses[:10]), np.mean(losses[-10:])
     assert end < start / 4, f"loss {start:.3f} -> {end:.3f}"
@@ -73,6 +77,8 @@ def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path, eight_photos_
     name_a, a = _weights(tmp_path / "whole")
     name_b, b = _weights(tmp_path / "broken")
     assert name_a == name_b == "checkpoint-00000010"
+    kept = [p.name for p in checkpoints.list_checkpoints(tmp_path / "broken" / "checkpoints")]
+    assert kept == ["checkpoint-00000009", "checkpoint-00000010"]  # keep_last = 2
     for key in a:
         assert np.array_equal(a[key].numpy(), b[key].numpy()), key
 
@@ -143,35 +149,7 @@ def test_two_cpu_processes_stay_in_sync(tmp_path, eight_photos_prepared):
             """
         )
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
-    launched = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--multi_gpu",
-            "--num_processes",
-            "2",
-            "--num_machines",
-            "1",
-            "--main_process_port",
-            "29517",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "-m",
-            "facestudio.interfaces.cli",
-            "train",
-            str(config_path),
-            "--cpu",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    launched = launch_two_cpu_processes(["train", str(config_path), "--cpu"], port=29517)
     assert launched.returncode == 0, launched.stderr[-3000:]
     ranks = [
         json.loads((tmp_path / "run" / "ranks" / f"rank-{r}.json").read_text()) for r in (0, 1)
@@ -221,3 +199,16 @@ def test_lora_training_exports_a_plain_unet_with_the_adapters_fused(
     assert changed and all(
         np.array_equal(exported[k].numpy(), initial[k].numpy()) for k in unchanged
     )
+
+
+def test_gradient_accumulation_counts_optimizer_steps(tmp_path, eight_photos_prepared):
+    config = tiny_config(
+        tmp_path / "run",
+        eight_photos_prepared,
+        max_steps=3,
+        batch_size=2,
+        gradient_accumulation_steps=2,
+    )
+    seen = []
+    result = train(config, on_step=lambda step, loss: seen.append(step))
+    assert result.step == 3 and seen == [1, 2, 3]

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +46,17 @@ class FaceCache:
         self.path = Path(folder) / "faces.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        # Several processes may open a new cache at once; switching it to WAL then fails
+        # with "locked" without waiting for the busy timeout, so retry briefly.
+        for attempt in range(50):
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.executescript(_SCHEMA)
+                break
+            except sqlite3.OperationalError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
 
     def get_faces(self, digest: str, backend: str, source: str) -> ImageFaces | None:
         row = self._db.execute(

@@ -31,8 +31,6 @@ class StyleEncoder(ModelMixin, ConfigMixin):
         self.towers = nn.ModuleList(
             CLIPVisionModelWithProjection(CLIPVisionConfig(**config)) for config in vision_configs
         )
-        self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
 
     @property
     def embedding_dim(self) -> int:
@@ -50,32 +48,20 @@ class StyleEncoder(ModelMixin, ConfigMixin):
             target.load_state_dict(tower.state_dict())
         return encoder
 
-    def preprocess(self, pixels: torch.Tensor, size: int) -> torch.Tensor:
-        """A (B, 3, H, W) batch in [0, 1] resized (shortest side), centre-cropped, CLIP-normalised."""
-        height, width = pixels.shape[-2:]
-        scale = size / min(height, width)
-        new_size = (max(size, round(height * scale)), max(size, round(width * scale)))
-        resized = F.interpolate(
-            pixels, size=new_size, mode="bicubic", align_corners=False, antialias=True
-        )
-        top, left = (new_size[0] - size) // 2, (new_size[1] - size) // 2
-        cropped = resized[..., top : top + size, left : left + size].clamp(0, 1)
-        return (cropped - self.mean) / self.std
-
     @torch.no_grad()
     def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, embedding_dim) image embeddings of a (B, 3, H, W) batch in [0, 1]."""
-        pixels = pixels.to(self.mean.device, torch.float32)
+        pixels = pixels.to(self.towers[0].device, torch.float32)
         embeddings = []
         for tower in self.towers:
-            inputs = self.preprocess(pixels, tower.config.image_size).to(dtype=tower.dtype)
+            inputs = clip_preprocess(pixels, tower.config.image_size).to(dtype=tower.dtype)
             embeddings.append(tower(pixel_values=inputs).image_embeds)
         return torch.cat(embeddings, dim=-1)
 
     @torch.no_grad()
     def forward(self, images: list[Image.Image | np.ndarray]) -> torch.Tensor:
         """(B, embedding_dim) concatenated image embeddings (each tower's projection output)."""
-        return torch.cat([self.embed_pixels(_to_tensor(image)) for image in images])
+        return torch.cat([self.embed_pixels(image_to_tensor(image)) for image in images])
 
 
 def clip_preprocess(pixels: torch.Tensor, size: int) -> torch.Tensor:
@@ -95,9 +81,5 @@ def clip_preprocess(pixels: torch.Tensor, size: int) -> torch.Tensor:
 
 def image_to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
     """A PIL image or RGB array as a (1, 3, H, W) float batch in [0, 1]."""
-    return _to_tensor(image)
-
-
-def _to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
     array = np.array(image.convert("RGB") if isinstance(image, Image.Image) else image)
     return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255.0

@@ -21,18 +21,25 @@ class FaceBackend(ABC):
     name: str
     threshold: float
     """Cosine similarity at or above which two faces are judged the same person."""
+    max_detect_side: int
+    _fingerprint: str
+    _recognizer_id: str
 
-    @abstractmethod
     def fingerprint(self) -> str:
         """A string that changes whenever the models or settings would change any result."""
+        return self._fingerprint
 
-    @abstractmethod
     def recognizer_id(self) -> str:
         """Identifies the recognition model alone (to tell whether two backends share it)."""
+        return self._recognizer_id
 
-    @abstractmethod
     def detect(self, image: np.ndarray) -> list[Face]:
         """All faces in an (H, W, 3) uint8 RGB image, in any order."""
+        return detect_downscaled(image, self.max_detect_side, self._detect_full)
+
+    @abstractmethod
+    def _detect_full(self, image: np.ndarray) -> list[Face]:
+        """Detection at the image's own size."""
 
     @abstractmethod
     def embed(self, image: np.ndarray, face: Face) -> np.ndarray:

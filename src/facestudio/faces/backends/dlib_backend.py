@@ -14,7 +14,7 @@ import numpy as np
 
 from facestudio.errors import ModelLoadError
 from facestudio.faces.alignment import estimate_mouth_corners
-from facestudio.faces.backends.base import FaceBackend, detect_downscaled, file_digest
+from facestudio.faces.backends.base import FaceBackend, file_digest
 from facestudio.faces.types import Face
 
 _ESTIMATED = (False, False, False, True, True)
@@ -57,6 +57,7 @@ class DlibBackend(FaceBackend):
                 f"unknown dlib detector '{self.config.detector}'; use 'hog' or 'cnn'"
             )
         self.threshold = self.config.threshold
+        self.max_detect_side = self.config.max_detect_side
         self._dlib = dlib
         landmark_path = models.pose_predictor_five_point_model_location()
         recognizer_path = models.face_recognition_model_location()
@@ -80,15 +81,6 @@ class DlibBackend(FaceBackend):
                 f"max{self.config.max_detect_side}",
             ]
         )
-
-    def fingerprint(self) -> str:
-        return self._fingerprint
-
-    def recognizer_id(self) -> str:
-        return self._recognizer_id
-
-    def detect(self, image: np.ndarray) -> list[Face]:
-        return detect_downscaled(image, self.config.max_detect_side, self._detect_full)
 
     def _detect_full(self, image: np.ndarray) -> list[Face]:
         if self.config.detector == "cnn":

@@ -16,7 +16,7 @@ import numpy as np
 
 from facestudio.errors import ModelLoadError
 from facestudio.faces.alignment import align_arcface
-from facestudio.faces.backends.base import FaceBackend, detect_downscaled, file_digest
+from facestudio.faces.backends.base import FaceBackend, file_digest
 from facestudio.faces.types import Face
 
 
@@ -52,6 +52,7 @@ class OnnxBackend(FaceBackend):
 
         self.config = config
         self.threshold = config.threshold
+        self.max_detect_side = config.max_detect_side
         for label, path in (
             ("detector", config.detector_model),
             ("recognizer", config.recognizer_model),
@@ -107,15 +108,6 @@ class OnnxBackend(FaceBackend):
                 f"max{config.max_detect_side}",
             ]
         )
-
-    def fingerprint(self) -> str:
-        return self._fingerprint
-
-    def recognizer_id(self) -> str:
-        return self._recognizer_id
-
-    def detect(self, image: np.ndarray) -> list[Face]:
-        return detect_downscaled(image, self.config.max_detect_side, self._detect_full)
 
     def _detect_full(self, image: np.ndarray) -> list[Face]:
         height, width = image.shape[:2]

@@ -1,0 +1,30 @@
+"""The face cache can be opened by several processes at once (data preparation does)."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import numpy as np
+
+from facestudio.faces.cache import FaceCache
+
+
+def _open_and_write(folder: str, worker: int) -> None:
+    cache = FaceCache(folder)
+    cache.put_embedding(f"digest-{worker}", "backend", 0, np.full(4, worker, np.float32))
+    cache.close()
+
+
+def test_processes_opening_a_new_cache_together_all_succeed(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    for round_ in range(3):
+        folder = str(tmp_path / f"cache-{round_}")
+        workers = [context.Process(target=_open_and_write, args=(folder, w)) for w in range(4)]
+        for process in workers:
+            process.start()
+        for process in workers:
+            process.join(60)
+        assert [p.exitcode for p in workers] == [0, 0, 0, 0]
+        cache = FaceCache(folder)
+        assert all(cache.get_embedding(f"digest-{w}", "backend", 0)[0] == w for w in range(4))
+        cache.close()
