@@ -68,11 +68,11 @@ class _Loaded:
     name: str
     digest: str
     image: np.ndarray | None  # decoded lazily: a cache hit needs no pixels
-    path: Path | None = None
+    data: bytes | None = None
 
     def pixels(self, config: ImageLoadConfig) -> np.ndarray:
         if self.image is None:
-            self.image = load_image(self.path, config)
+            self.image = load_image(self.data, config, name=self.name)
         return self.image
 
 
@@ -178,7 +178,7 @@ class FaceAnalyzer:
         if not path.is_file():
             load_image(path, self.config.image)  # raises the precise error
         data = path.read_bytes()
-        return _Loaded(str(source), content_digest(data), None, path)
+        return _Loaded(str(source), content_digest(data), None, data)
 
 
 def select_face(found: ImageFaces, face_index: int | None) -> tuple[int, Face, list[str]]:

@@ -389,7 +389,6 @@ class FaceStudioPipeline(DiffusionPipeline):
                 prior_scale,
                 generator,
             ).to(device)
-        count = max(len(people), 1)
         faces = [torch.from_numpy(p.embedding)[None].to(device) for p in people] or [None]
 
         def context(with_content: bool, with_face: bool) -> torch.Tensor:
@@ -415,7 +414,6 @@ class FaceStudioPipeline(DiffusionPipeline):
             weights = {(False, False): 1.0 - face_scale, (True, True): face_scale}
         terms = [(key, w) for key, w in weights.items() if w != 0.0]
         contexts = torch.cat([context(*key).expand(batch, -1, -1) for key, _ in terms])
-        assert contexts.shape[1] == count * self.guidance.config.num_tokens
         return contexts.to(self.unet.dtype), [w for _, w in terms]
 
     def _initial_latents(
