@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from facestudio.faces.types import Face
 
@@ -15,6 +15,7 @@ def draw_faces(image: np.ndarray, faces: list[Face]) -> Image.Image:
     canvas = Image.fromarray(image).convert("RGB")
     draw = ImageDraw.Draw(canvas)
     line = max(2, round(max(canvas.size) / 400))
+    font = ImageFont.load_default(size=max(12, 7 * line))
     for index, face in enumerate(faces):
         color = _COLORS[index % len(_COLORS)]
         draw.rectangle(face.box, outline=color, width=line)
@@ -26,7 +27,8 @@ def draw_faces(image: np.ndarray, faces: list[Face]) -> Image.Image:
             else:
                 draw.ellipse(dot, fill=color)
         label = f"{index}: {face.score:.2f}"
-        x0, y0 = face.box[0], max(0.0, face.box[1] - 12 - line)
-        draw.rectangle(draw.textbbox((x0, y0), label), fill=(0, 0, 0))
-        draw.text((x0, y0), label, fill=color)
+        height = draw.textbbox((0, 0), label, font=font)[3]
+        x0, y0 = face.box[0], max(0.0, face.box[1] - height - 2 * line)
+        draw.rectangle(draw.textbbox((x0, y0), label, font=font), fill=(0, 0, 0))
+        draw.text((x0, y0), label, fill=color, font=font)
     return canvas
