@@ -8,7 +8,8 @@ import pytest
 
 from facestudio.training.config import load_config
 
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "train").glob("*.toml"))
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((ROOT / "configs" / "train").glob("*.toml")) + sorted((ROOT / "recipes").rglob("*.toml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -18,4 +19,4 @@ def test_example_config_is_valid(path):
 
 
 def test_there_are_examples():
-    assert len(CONFIGS) >= 3
+    assert len(CONFIGS) >= 5

@@ -212,3 +212,52 @@ def test_gradient_accumulation_counts_optimizer_steps(tmp_path, eight_photos_pre
     seen = []
     result = train(config, on_step=lambda step, loss: seen.append(step))
     assert result.step == 3 and seen == [1, 2, 3]
+
+
+def test_the_style_encoder_can_train_with_the_model_and_is_exported(
+    tmp_path, eight_photos_prepared
+):
+    from facestudio.pipeline import FaceStudioPipeline
+    from facestudio.training.export import export_pipeline
+
+    config = tiny_config(
+        tmp_path / "run", eight_photos_prepared, max_steps=4, train_style_encoder=True
+    )
+    train(config)
+    checkpoint = checkpoints.latest_checkpoint(tmp_path / "run" / "checkpoints")
+    export_pipeline(checkpoint, tmp_path / "model")
+    exported = FaceStudioPipeline.from_pretrained(tmp_path / "model").style_encoder.state_dict()
+    initial = FaceStudioPipeline.from_pretrained(
+        tmp_path / "run" / "initial_pipeline"
+    ).style_encoder.state_dict()
+    changed = [k for k in initial if not np.array_equal(exported[k].numpy(), initial[k].numpy())]
+    assert changed and any("visual_projection" in k for k in changed)
+
+
+def test_the_autoencoder_stage_learns_and_exports_with_its_latent_scale(
+    tmp_path, eight_photos_prepared
+):
+    from facestudio.pipeline import FaceStudioPipeline
+    from facestudio.training.export import export_pipeline
+
+    losses = []
+    config = tiny_config(
+        tmp_path / "run",
+        eight_photos_prepared,
+        max_steps=60,
+        target="autoencoder",
+        learning_rate=2e-3,
+    )
+    config.validation.every_steps = 60
+    train(config, on_step=lambda step, loss: losses.append(loss))
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
+    assert (tmp_path / "run" / "validation" / "step-00000060.png").is_file()
+    export_pipeline(
+        checkpoints.latest_checkpoint(tmp_path / "run" / "checkpoints"), tmp_path / "model"
+    )
+    vae = FaceStudioPipeline.from_pretrained(tmp_path / "model").vae
+    initial = FaceStudioPipeline.from_pretrained(tmp_path / "run" / "initial_pipeline").vae
+    assert vae.config.scaling_factor != initial.config.scaling_factor
+    assert not np.array_equal(
+        vae.encoder.conv_in.weight.detach().numpy(), initial.encoder.conv_in.weight.detach().numpy()
+    )

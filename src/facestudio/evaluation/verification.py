@@ -20,7 +20,7 @@ def load_manifest_sets(manifest: str | Path) -> dict[str, dict[str, list[str]]]:
     """`sets.<name>.identities` of a data manifest, with paths made absolute."""
     manifest = Path(manifest)
     data = json.loads(manifest.read_text())
-    root = manifest.parent
+    root = manifest.parent.resolve()
     return {
         name: {
             person: [str(root / p) for p in photos]

@@ -48,9 +48,8 @@ class StyleEncoder(ModelMixin, ConfigMixin):
             target.load_state_dict(tower.state_dict())
         return encoder
 
-    @torch.no_grad()
     def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, embedding_dim) image embeddings of a (B, 3, H, W) batch in [0, 1]."""
+        """(B, embedding_dim) image embeddings of a (B, 3, H, W) batch in [0, 1] (differentiable)."""
         pixels = pixels.to(self.towers[0].device, torch.float32)
         embeddings = []
         for tower in self.towers:

@@ -47,8 +47,13 @@ class DataConfig:
 @dataclass
 class OptimizationConfig:
     """What is trained and how. `trainable`: "unet" (guidance Linear + the whole U-Net, the
-    paper) or "lora" (guidance Linear + LoRA adapters on the U-Net's attention, needs peft)."""
+    paper) or "lora" (guidance Linear + LoRA adapters on the U-Net's attention, needs peft).
+    `train_style_encoder`: train the style encoder with them (for models built without
+    pretrained CLIP weights). `target = "autoencoder"` trains only the VAE (L1 reconstruction
+    + `kl_weight`·KL): the first stage of a model built from scratch."""
 
+    target: Literal["diffusion", "autoencoder"] = "diffusion"
+    kl_weight: float = 1e-6
     trainable: Literal["unet", "lora"] = "unet"
     lora_rank: int = 8
     learning_rate: float = 1e-5
@@ -61,6 +66,7 @@ class OptimizationConfig:
     use_ema: bool = False
     ema_decay: float = 0.999
     use_8bit_adam: bool = False
+    train_style_encoder: bool = False
     style_dropout: float = 0.64
     face_dropout: float = 0.1
     seed: int = 0

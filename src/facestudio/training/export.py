@@ -34,9 +34,12 @@ def export_pipeline(checkpoint: str | Path, out: str | Path, use_ema: bool = Tru
         json.loads((run / "train_config.json").read_text()), source=str(run / "train_config.json")
     )
     pipeline = FaceStudioPipeline.from_pretrained(run / "initial_pipeline")
+    if config.train.target == "autoencoder":
+        return _export_autoencoder(pipeline, config, checkpoint, out, use_ema)
     if config.train.trainable == "lora":
         add_lora(pipeline.unet, config.train.lora_rank)
-    model = TrainableModel(pipeline.unet, pipeline.guidance)
+    style_encoder = pipeline.style_encoder if config.train.train_style_encoder else None
+    model = TrainableModel(pipeline.unet, pipeline.guidance, style_encoder)
     model.load_state_dict(load_file(str(weights)))
     ema = checkpoint / "ema.safetensors"
     if use_ema and ema.is_file():
@@ -47,5 +50,33 @@ def export_pipeline(checkpoint: str | Path, out: str | Path, use_ema: bool = Tru
     if config.train.trainable == "lora":
         pipeline.unet.fuse_lora()
         pipeline.unet.unload_lora()
+    pipeline.save_pretrained(out)
+    return out
+
+
+def _export_autoencoder(pipeline, config, checkpoint: Path, out: Path, use_ema: bool) -> Path:
+    """The pipeline with the trained VAE, its latent scaling factor set to 1 / latent std.
+
+    The U-Net trained next then sees latents of unit variance, as SD's 0.18215 gives for its VAE.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    from facestudio.training.dataset import ReconstructionDataset
+    from facestudio.training.trainer import AutoencoderModel
+
+    model = AutoencoderModel(pipeline.vae, config.train.kl_weight)
+    model.load_state_dict(load_file(str(checkpoint / "model.safetensors")))
+    ema = checkpoint / "ema.safetensors"
+    if use_ema and ema.is_file():
+        shadow = load_file(str(ema))
+        for i, parameter in enumerate(p for p in model.parameters() if p.requires_grad):
+            parameter.data.copy_(shadow[f"p{i}"])
+    dataset = ReconstructionDataset(config.data.path, config.data.resolution)
+    count = min(len(dataset), 256)
+    with torch.no_grad():
+        images = torch.stack([dataset[i]["image"] for i in range(count)])
+        latents = torch.cat([pipeline.vae.encode(b).latent_dist.mean for b in images.split(32)])
+    pipeline.vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
     pipeline.save_pretrained(out)
     return out

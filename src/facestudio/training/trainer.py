@@ -35,23 +35,84 @@ from facestudio.training.dataset import ReconstructionDataset
 
 
 class TrainableModel(nn.Module):
-    """The trained parts as one module, so accelerate prepares (and saves) them together."""
+    """The trained parts as one module, so accelerate prepares (and saves) them together.
 
-    def __init__(self, unet: nn.Module, guidance: nn.Module) -> None:
+    `forward` computes the whole reconstruction loss of a batch: under data parallelism,
+    gradients are synchronised only through `forward`. Frozen parts (VAE, and the style encoder
+    unless it trains) are kept out of the module's parameters.
+    """
+
+    def __init__(
+        self,
+        unet: nn.Module,
+        guidance: nn.Module,
+        style_encoder: nn.Module | None = None,
+        frozen: dict | None = None,
+        alphas: torch.Tensor | None = None,
+        style_dropout: float = 0.0,
+        face_dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.unet = unet
         self.guidance = guidance
+        self.style_encoder = style_encoder  # trained too when given (no pretrained CLIP at hand)
+        self.frozen = frozen or {}  # a plain dict: not registered, not saved, not optimised
+        self.alphas = alphas
+        self.style_dropout = style_dropout
+        self.face_dropout = face_dropout
 
-    def forward(self, noisy, timesteps, style, face, drop_style, drop_face):
+    def forward(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        vae = self.frozen["vae"]
+        with torch.no_grad():
+            latents = (
+                vae.encode(batch["image"].to(vae.dtype)).latent_dist.mean
+                * vae.config.scaling_factor
+            )
+            if self.style_encoder is None:
+                style = self.frozen["style_encoder"].embed_pixels(batch["style_pixels"])
+        if self.style_encoder is not None:
+            style = self.style_encoder.embed_pixels(batch["style_pixels"])
+        size, device = latents.shape[0], latents.device
+        noise = torch.randn(latents.shape, generator=generator).to(latents)
+        timesteps = torch.randint(0, len(self.alphas), (size,), generator=generator).to(device)
+        drop_style = (torch.rand(size, generator=generator) < self.style_dropout).to(device)
+        drop_face = (torch.rand(size, generator=generator) < self.face_dropout).to(device)
+        a = self.alphas.to(device)[timesteps].view(-1, 1, 1, 1)
+        noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
         guidance = self.guidance
         style = torch.where(
             drop_style[:, None], guidance.null_style.to(style.dtype).expand_as(style), style
         )
+        face = batch["face"]
         face = torch.where(
             drop_face[:, None], guidance.null_face.to(face.dtype).expand_as(face), face
         )
         tokens = guidance.tokens(style, face)
-        return self.unet(noisy, timesteps, encoder_hidden_states=tokens.to(noisy.dtype)).sample
+        predicted = self.unet(noisy, timesteps, encoder_hidden_states=tokens.to(noisy.dtype)).sample
+        return F.mse_loss(predicted.float(), noise.float())
+
+
+class AutoencoderModel(nn.Module):
+    """The first stage of a model trained from scratch: the VAE, by reconstruction.
+
+    Loss: L1 between the photo and its reconstruction from a sampled latent, plus a small KL
+    term that keeps the latent space smooth (no perceptual or adversarial loss).
+    """
+
+    def __init__(self, vae: nn.Module, kl_weight: float) -> None:
+        super().__init__()
+        self.vae = vae
+        self.kl_weight = kl_weight
+
+    def forward(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        images = batch["image"].to(self.vae.dtype)
+        posterior = self.vae.encode(images).latent_dist
+        noise = torch.randn(posterior.mean.shape, generator=generator).to(posterior.mean)
+        reconstruction = self.vae.decode(posterior.mean + posterior.std * noise).sample
+        return (
+            F.l1_loss(reconstruction.float(), images.float())
+            + self.kl_weight * posterior.kl().mean()
+        )
 
 
 @dataclass
@@ -141,13 +202,28 @@ def train(
     )
     if style_encoder is None:
         raise FaceStudioError("training by reconstruction needs a style encoder in the model")
-    for frozen in (vae, style_encoder):
-        frozen.requires_grad_(False).eval().to(accelerator.device)
-    if opt.trainable == "lora":
-        add_lora(unet, opt.lora_rank)
-    if opt.gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
-    model = TrainableModel(unet, guidance)
+    noise_scheduler = DDPMScheduler(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
+    )
+    if opt.target == "autoencoder":
+        model = AutoencoderModel(vae, opt.kl_weight)
+    else:
+        vae.requires_grad_(False).eval().to(accelerator.device)
+        if not opt.train_style_encoder:
+            style_encoder.requires_grad_(False).eval().to(accelerator.device)
+        if opt.trainable == "lora":
+            add_lora(unet, opt.lora_rank)
+        if opt.gradient_checkpointing:
+            unet.enable_gradient_checkpointing()
+        model = TrainableModel(
+            unet,
+            guidance,
+            style_encoder if opt.train_style_encoder else None,
+            frozen={"vae": vae, "style_encoder": style_encoder},
+            alphas=noise_scheduler.alphas_cumprod,
+            style_dropout=opt.style_dropout,
+            face_dropout=opt.face_dropout,
+        )
     model.train()
 
     dataset = ReconstructionDataset(
@@ -173,10 +249,6 @@ def train(
     optimizer = _optimizer(parameters, opt)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     ema = _ema(parameters, opt)
-    noise_scheduler = DDPMScheduler(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
-    )
-    alphas = noise_scheduler.alphas_cumprod.to(accelerator.device)
 
     step = 0
     latest = checkpoints.latest_checkpoint(checkpoint_dir)
@@ -204,33 +276,8 @@ def train(
                 generator = torch.Generator().manual_seed(
                     _step_seed(opt.seed, step, micro, accelerator.process_index)
                 )
-                with torch.no_grad():
-                    latents = (
-                        vae.encode(batch["image"].to(vae.dtype)).latent_dist.mean
-                        * vae.config.scaling_factor
-                    )
-                    style = style_encoder.embed_pixels(batch["style_pixels"])
-                size = latents.shape[0]
-                noise = torch.randn(latents.shape, generator=generator).to(latents)
-                timesteps = torch.randint(0, 1000, (size,), generator=generator).to(latents.device)
-                drop_style = (torch.rand(size, generator=generator) < opt.style_dropout).to(
-                    latents.device
-                )
-                drop_face = (torch.rand(size, generator=generator) < opt.face_dropout).to(
-                    latents.device
-                )
-                a = alphas[timesteps].view(-1, 1, 1, 1)
-                noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
                 with accelerator.autocast():
-                    predicted = model(
-                        noisy,
-                        timesteps,
-                        style,
-                        batch["face"],
-                        drop_style,
-                        drop_face,
-                    )
-                loss = F.mse_loss(predicted.float(), noise.float())
+                    loss = model(batch, generator)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and opt.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(parameters, opt.max_grad_norm)
@@ -263,7 +310,8 @@ def train(
             if config.validation.every_steps and (
                 step % config.validation.every_steps == 0 or step == opt.max_steps
             ):
-                _validate(accelerator, pipeline, model, ema, parameters, dataset, config, step, out)
+                validate = _validate_autoencoder if opt.target == "autoencoder" else _validate
+                validate(accelerator, pipeline, model, ema, parameters, dataset, config, step, out)
             if on_step is not None:
                 on_step(step, last_loss)
             if step >= opt.max_steps:
@@ -383,6 +431,36 @@ def _validate(accelerator, pipeline, model, ema, parameters, dataset, config, st
         grid.save(out / "validation" / f"step-{step:08d}.png")
     finally:
         unwrapped.train()
+        if ema is not None:
+            ema.restore(parameters)
+
+
+@torch.no_grad()
+def _validate_autoencoder(
+    accelerator, pipeline, model, ema, parameters, dataset, config, step, out
+) -> None:
+    """Rows of photo | reconstruction (from the latent mean) for the first samples."""
+    if not accelerator.is_main_process:
+        return
+    from PIL import Image
+
+    vae = accelerator.unwrap_model(model).vae
+    if ema is not None:
+        ema.store(parameters)
+        ema.copy_to(parameters)
+    vae.eval()
+    try:
+        count = min(config.validation.samples, len(dataset))
+        images = torch.stack([dataset[i]["image"] for i in range(count)]).to(vae.device, vae.dtype)
+        rebuilt = vae.decode(vae.encode(images).latent_dist.mean).sample
+        pairs = torch.cat([images, rebuilt], dim=3).clamp(-1, 1)
+        rows = ((pairs.float().permute(0, 2, 3, 1).cpu().numpy() + 1) * 127.5).astype(np.uint8)
+        (out / "validation").mkdir(exist_ok=True)
+        Image.fromarray(np.concatenate(list(rows), axis=0)).save(
+            out / "validation" / f"step-{step:08d}.png"
+        )
+    finally:
+        vae.train()
         if ema is not None:
             ema.restore(parameters)
 
