@@ -9,7 +9,9 @@ import pytest
 from facestudio.training.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = sorted((ROOT / "configs" / "train").glob("*.toml")) + sorted((ROOT / "recipes").rglob("*.toml"))
+CONFIGS = sorted((ROOT / "configs" / "train").glob("*.toml")) + sorted(
+    (ROOT / "recipes").rglob("*.toml")
+)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
