@@ -28,3 +28,10 @@ def test_processes_opening_a_new_cache_together_all_succeed(tmp_path):
         cache = FaceCache(folder)
         assert all(cache.get_embedding(f"digest-{w}", "backend", 0)[0] == w for w in range(4))
         cache.close()
+
+
+def test_a_home_relative_folder_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cache = FaceCache("~/face-cache")
+    assert cache.path == tmp_path / "face-cache" / "faces.sqlite" and cache.path.is_file()
+    cache.close()

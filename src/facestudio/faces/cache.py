@@ -43,7 +43,7 @@ class FaceCache:
     """Detections and embeddings by (content sha256, backend fingerprint)."""
 
     def __init__(self, folder: str | os.PathLike) -> None:
-        self.path = Path(folder) / "faces.sqlite"
+        self.path = Path(folder).expanduser() / "faces.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=60)
         # Several processes may open a new cache at once; switching it to WAL then fails
