@@ -127,3 +127,7 @@ def test_config_round_trips_through_a_dict_and_rejects_unknown_keys():
     assert FaceAnalyzerConfig.from_dict(config.to_dict()) == config
     with pytest.raises(FaceStudioError, match=r"unknown face analysis setting.*detektor"):
         FaceAnalyzerConfig.from_dict({"detektor": "hog"})
+
+
+def test_identity_reports_how_many_faces_the_photo_has(dlib_analyzer):
+    assert dlib_analyzer.identity(shared_file("data/groups/bbt3.jpg")).faces_in_photo == 5

@@ -141,7 +141,7 @@ class FaceAnalyzer:
             vector = self.embed(loaded.pixels(self.config.image), face)
             if self.cache is not None:
                 self.cache.put_embedding(loaded.digest, fingerprint, index, vector)
-        return FaceIdentity(vector, loaded.name, index, face, warnings)
+        return FaceIdentity(vector, loaded.name, index, face, warnings, len(found.faces))
 
     def multi_shot(
         self, sources: list[ImageSource], face_index: int | None = None

@@ -44,7 +44,7 @@ def identity_of_file(analyzer: FaceAnalyzer, path: str) -> FileIdentity:
         identity = analyzer.identity(path)
     except FaceStudioError as exc:
         return FileIdentity(path, None, 0, str(exc))
-    return FileIdentity(path, identity.embedding, len(analyzer.analyze(path).faces))
+    return FileIdentity(path, identity.embedding, identity.faces_in_photo)
 
 
 def identities_of_files(

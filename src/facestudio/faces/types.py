@@ -92,6 +92,7 @@ class FaceIdentity:
     face_index: int
     face: Face
     warnings: list[str] = field(default_factory=list)
+    faces_in_photo: int = 1
 
 
 @dataclass(frozen=True, eq=False)
