@@ -15,11 +15,11 @@ from tests.conftest import MOBILEFACENET, YUNET, shared_file
 def definition(tmp_path):
     root = shared_file("data/MANIFEST.json").parent
     people = {
-        "id04": (
+        "deepface/id04": (
             ["deepface/id04/img16.jpg"],
             ["deepface/id04/img17.jpg", "deepface/id04/img59.jpg"],
         ),
-        "id05": (["deepface/id05/img13.jpg"], ["deepface/id05/img14.jpg"]),
+        "deepface/id05": (["deepface/id05/img13.jpg"], ["deepface/id05/img14.jpg"]),
     }
     data = {
         "identities": [
@@ -33,7 +33,14 @@ def definition(tmp_path):
         "seeds": [0, 1],
         "steps": 2,
         "styles": [str(root / "misc/angry.jpg")],
-        "multi_person": [{"people": ["id04", "id05"], "style": str(root / "groups/couple.jpg")}],
+        "multi_person": [
+            {
+                "people": ["deepface/id04", "deepface/id05"],
+                "style": str(root / "groups/couple.jpg"),
+                "width": 128,
+                "height": 64,
+            }
+        ],
     }
     path = tmp_path / "bench.json"
     path.write_text(json.dumps(data))
@@ -66,9 +73,10 @@ def test_eval_runs_end_to_end(tiny_pipeline_folder, definition, tmp_path, capsys
     assert 0.3 < summary["real_photo_ceiling"] <= 1.0
     assert summary["biased_scoring"] is False and summary["scoring_images_per_s"] > 0
     assert len(results["images"]) == 12 and len(results["multi_person"]) == 2
-    for name in ("id04", "id05"):
+    for name in ("deepface_id04", "deepface_id05"):  # "set/person" names as safe file names
         grid = Image.open(out / "grids" / f"{name}.png")
         assert grid.size == (3 * 128, 3 * 128)  # reference + 2 seeds, one row per ablation
+    assert Image.open(out / "grids" / "multi_person.png").size == (2 * 128, 64)  # 2 seeds
     assert "two real photos (ceiling)" in (out / "results.md").read_text()
 
 

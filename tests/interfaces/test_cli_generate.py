@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from facestudio.interfaces.cli import main
+from facestudio.interfaces.example_photo import EXAMPLE_NAME
 from tests.conftest import shared_file
 
 FACE = "data/deepface/id04/img16.jpg"
@@ -53,6 +54,18 @@ def test_writes_a_png_that_says_it_is_generated_with_its_settings(
     assert settings["seed"] == 3 and settings["steps"] == 2 and settings["generated"] is True
     assert settings["people"][0]["sources"][0]["photo"] == "img16.jpg"
     assert settings["model"] == str(tiny_pipeline_folder)
+
+
+def test_the_example_photo_is_person_one_and_named_in_the_metadata(
+    tiny_pipeline_folder, tmp_path, capsys
+):
+    out = tmp_path / "astronaut.png"
+    code, _, err = generate(
+        capsys, tiny_pipeline_folder, "--example", "--seed", "1", "-o", str(out)
+    )
+    assert code == 0, err
+    settings = json.loads(Image.open(out).info["facestudio"])
+    assert settings["people"][0]["sources"] == [{"photo": EXAMPLE_NAME}]
 
 
 def test_same_seed_same_png_pixels_and_several_images(tiny_pipeline_folder, tmp_path, capsys):
@@ -126,6 +139,8 @@ def test_existing_output_is_kept_without_force(tiny_pipeline_folder, tmp_path, c
         (["--face", "FACE", "--person", "FACE", "--mix", "0", "0"], "all zero"),
         (["--face", "FACE", "--mix", "-1"], "non-negative"),
         (["--face", "FACE", "--regions", "left"], "is not 'auto'"),
+        (["--face", "FACE", "--example"], "not both"),
+        ([], "give at least one photo with --face PHOTO (or try --example)"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_no_file(

@@ -179,6 +179,35 @@ def test_auto_regions_come_from_people_in_the_style_image(tiny_pipeline):
     assert left[0] < right[0]
 
 
+def test_a_masking_model_greys_the_faces_of_the_style_image(tiny_pipeline, tmp_path):
+    from facestudio.faces.regions import mask_faces
+
+    photo = np.asarray(Image.open(shared_file("data/groups/couple.jpg")).convert("RGB"))
+    boxes = [face.box for face in tiny_pipeline.face_analyzer.analyze(photo).faces]
+    assert len(boxes) == 2
+    by_hand = _pixels(
+        _run(tiny_pipeline, identities=_faces(1), style_image=mask_faces(photo, boxes))
+    )
+    kept = _pixels(_run(tiny_pipeline, identities=_faces(1), style_image=photo))
+    assert not np.array_equal(by_hand, kept)
+
+    tiny_pipeline.save_pretrained(tmp_path / "masking")
+    config = json.loads((tmp_path / "masking" / "model_index.json").read_text())
+    config["style_faces"] = "mask"
+    (tmp_path / "masking" / "model_index.json").write_text(json.dumps(config))
+    masking = FaceStudioPipeline.from_pretrained(tmp_path / "masking")
+    masking.set_progress_bar_config(disable=True)
+    masked = _pixels(_run(masking, identities=_faces(1), style_image=photo))
+    masking.register_to_config(style_faces="keep")
+    by_hand = _pixels(_run(masking, identities=_faces(1), style_image=mask_faces(photo, boxes)))
+    assert np.array_equal(masked, by_hand)
+
+    config["style_faces"] = "blur"
+    (tmp_path / "masking" / "model_index.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="style_faces must be one of keep, mask"):
+        FaceStudioPipeline.from_pretrained(tmp_path / "masking")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [

@@ -56,7 +56,15 @@ train(config, on_step=die)
 
 
 def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path, eight_photos_prepared):
-    settings = dict(max_steps=10, batch_size=4, style_dropout=0.5, face_dropout=0.3, use_ema=True)
+    settings = dict(
+        max_steps=10,
+        batch_size=4,
+        style_dropout=0.5,
+        face_dropout=0.3,
+        use_ema=True,
+        cache_latents=True,
+        snr_gamma=5.0,
+    )
     whole = tiny_config(tmp_path / "whole", eight_photos_prepared, **settings)
     whole.checkpoints.every_steps = 3
     train(whole)
@@ -226,7 +234,9 @@ def test_the_style_encoder_can_train_with_the_model_and_is_exported(
     train(config)
     checkpoint = checkpoints.latest_checkpoint(tmp_path / "run" / "checkpoints")
     export_pipeline(checkpoint, tmp_path / "model")
-    exported = FaceStudioPipeline.from_pretrained(tmp_path / "model").style_encoder.state_dict()
+    model = FaceStudioPipeline.from_pretrained(tmp_path / "model")
+    assert model.config.style_faces == "mask"  # it only ever saw style inputs without a face
+    exported = model.style_encoder.state_dict()
     initial = FaceStudioPipeline.from_pretrained(
         tmp_path / "run" / "initial_pipeline"
     ).style_encoder.state_dict()
@@ -261,3 +271,55 @@ def test_the_autoencoder_stage_learns_and_exports_with_its_latent_scale(
     assert not np.array_equal(
         vae.encoder.conv_in.weight.detach().numpy(), initial.encoder.conv_in.weight.detach().numpy()
     )
+
+
+def _reconstruction_model(pipeline, **options):
+    from diffusers import DDPMScheduler
+
+    from facestudio.training.trainer import TrainableModel
+
+    schedule = DDPMScheduler(num_train_timesteps=1000).alphas_cumprod
+    return TrainableModel(
+        pipeline.unet,
+        pipeline.guidance,
+        frozen={"vae": pipeline.vae, "style_encoder": pipeline.style_encoder},
+        alphas=schedule,
+        **options,
+    )
+
+
+def test_cached_latents_give_the_loss_of_encoding_at_each_step(
+    tiny_pipeline, eight_photos_prepared
+):
+    import torch
+
+    from facestudio.training.dataset import ReconstructionDataset
+    from facestudio.training.trainer import encode_dataset
+
+    dataset = ReconstructionDataset(eight_photos_prepared)
+    batch = torch.utils.data.default_collate([dataset[i] for i in (5, 2, 7)])
+    model = _reconstruction_model(tiny_pipeline)
+    with torch.no_grad():
+        encoded = model(batch, torch.Generator().manual_seed(3))
+        model.frozen["latents"] = encode_dataset(tiny_pipeline.vae, dataset, batch_size=3)
+        cached = model(batch, torch.Generator().manual_seed(3))
+    del model.frozen["latents"]
+    assert torch.allclose(encoded, cached, rtol=1e-4), (encoded, cached)
+
+
+def test_min_snr_weighting_only_lowers_the_weight_of_low_noise_steps(
+    tiny_pipeline, eight_photos_prepared
+):
+    import torch
+
+    from facestudio.training.dataset import ReconstructionDataset
+
+    dataset = ReconstructionDataset(eight_photos_prepared)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(8)])
+    losses = {}
+    for gamma in (0.0, 1e9, 1.0):
+        model = _reconstruction_model(tiny_pipeline, snr_gamma=gamma)
+        with torch.no_grad():
+            losses[gamma] = model(batch, torch.Generator().manual_seed(0)).item()
+    assert losses[1e9] == pytest.approx(losses[0.0], rel=1e-5)  # γ above every SNR: plain MSE
+    assert losses[1.0] < losses[0.0]  # some of the 8 timesteps have SNR > 1 and are down-weighted

@@ -33,7 +33,7 @@ from facestudio.faces.alignment import (
     warp_to_template,
 )
 from facestudio.faces.analyzer import FaceAnalyzer
-from facestudio.faces.regions import person_region, region_masks
+from facestudio.faces.regions import mask_faces, person_region, region_masks
 from facestudio.faces.types import Face
 from facestudio.images import load_image
 from facestudio.outputs import write_bytes_atomic
@@ -189,7 +189,7 @@ def prepare_sample(
     matrix = similarity_matrix(face.landmarks, template)
     portrait = warp_to_template(image, face.landmarks, template, size)
     moved = _transform_face(face, matrix, size)
-    style = _mask_face(portrait, moved.box, config.mask_grow)
+    style = mask_faces(portrait, [moved.box], config.mask_grow)
     person = person_region(moved, (size, size))
     mask = region_masks([person], (size, size), (size, size), [moved.center])[0]
     meta = {
@@ -247,22 +247,6 @@ def _transform_face(face: Face, matrix: np.ndarray, size: int) -> Face:
         move(face.landmarks.astype(np.float64)).astype(np.float32),
         face.landmarks_estimated,
     )
-
-
-def _mask_face(image: np.ndarray, box, grow: float) -> np.ndarray:
-    """The image with the (grown) face box filled with mid-grey: the paper's style input."""
-    x0, y0, x1, y1 = box
-    cx, cy, half_w, half_h = (
-        (x0 + x1) / 2,
-        (y0 + y1) / 2,
-        (x1 - x0) * grow / 2,
-        (y1 - y0) * grow / 2,
-    )
-    masked = image.copy()
-    top, bottom = max(0, round(cy - half_h)), min(image.shape[0], round(cy + half_h))
-    left, right = max(0, round(cx - half_w)), min(image.shape[1], round(cx + half_w))
-    masked[top:bottom, left:right] = 127
-    return masked
 
 
 def _jpeg(array: np.ndarray, quality: int) -> bytes:

@@ -10,6 +10,7 @@ pairs give the ceiling. Multi-person cases put several identities in one image.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ class IdentityCase:
 class MultiPersonCase:
     people: list[str]
     style: str | None = None
+    width: int | None = None  # output size; default the model's
+    height: int | None = None
 
 
 @dataclass
@@ -94,7 +97,7 @@ def load_definition(path: str | Path) -> BenchmarkDefinition:
         )
     names = {i.name for i in identities}
     multi = [
-        MultiPersonCase(list(m["people"]), resolve(m.get("style")))
+        MultiPersonCase(list(m["people"]), resolve(m.get("style")), m.get("width"), m.get("height"))
         for m in data.get("multi_person", [])
     ]
     for case in multi:
@@ -185,7 +188,7 @@ def run_benchmark(
                                 )
                             if clip_scorer is not None and prompt is not None:
                                 rows[-1]["clip_t"] = clip_scorer(image, prompt)
-    multi_rows = _multi_person(pipeline, definition, scorer, references, conditioning)
+    multi_rows, multi_images = _multi_person(pipeline, definition, scorer, references, conditioning)
     ceiling = _ceiling(definition, scorer, references)
     summary = summarize(rows, multi_rows, ceiling, generated_faces, ablations)
     summary.update(
@@ -202,14 +205,37 @@ def run_benchmark(
     )
     (out / "results.md").write_text(markdown_table(summary))
     for name, by_ablation in grids.items():
-        _grid(definition, name, by_ablation, ablations).save(out / "grids" / f"{name}.png")
+        _grid(definition, name, by_ablation, ablations).save(
+            out / "grids" / f"{file_name(name)}.png"
+        )
+    if multi_images:
+        _multi_person_grid(multi_images).save(out / "grids" / "multi_person.png")
     return summary
 
 
-def _multi_person(pipeline, definition, scorer, references, conditioning) -> list[dict]:
-    rows = []
+def file_name(name: str) -> str:
+    """An identity name (e.g. `lfw/Jane_Doe`) as one safe file name."""
+    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "identity"
+
+
+def _multi_person_grid(images: list[list[Image.Image]]) -> Image.Image:
+    """One row per multi-person case, one column per seed."""
+    width = max(i.width for row in images for i in row)
+    height = max(i.height for row in images for i in row)
+    grid = Image.new("RGB", (width * max(map(len, images)), height * len(images)), "white")
+    for r, row in enumerate(images):
+        for c, image in enumerate(row):
+            grid.paste(image, (c * width, r * height))
+    return grid
+
+
+def _multi_person(
+    pipeline, definition, scorer, references, conditioning
+) -> tuple[list[dict], list[list[Image.Image]]]:
+    rows, images = [], []
     for case in definition.multi_person:
         style = Image.fromarray(load_image(case.style)) if case.style else None
+        images.append([])
         for seed in definition.seeds:
             result = pipeline(
                 identities=[conditioning[p] for p in case.people],
@@ -217,7 +243,10 @@ def _multi_person(pipeline, definition, scorer, references, conditioning) -> lis
                 regions="auto",
                 num_inference_steps=definition.steps,
                 seed=seed,
+                width=case.width,
+                height=case.height,
             )
+            images[-1].append(result.images[0])
             pixels = np.asarray(result.images[0].convert("RGB"))
             score = scorer.score(pixels, [references[p] for p in case.people])
             faces = scorer.analyzer.detect(pixels)
@@ -232,7 +261,7 @@ def _multi_person(pipeline, definition, scorer, references, conditioning) -> lis
                     "closer_to_own": own,
                 }
             )
-    return rows
+    return rows, images
 
 
 def _closer_to_own(scorer, pixels, faces, references) -> list[bool] | None:

@@ -125,3 +125,19 @@ def region_masks(
         masks[:, row, col] = False
         masks[i, row, col] = True
     return masks
+
+
+def mask_faces(image: np.ndarray, boxes: Sequence[Box], grow: float = 1.2) -> np.ndarray:
+    """A copy of `image` with each face box, grown by `grow`, filled with mid-grey.
+
+    This is the style input of training by reconstruction: the scene without the face, which
+    the identity input has to fill in.
+    """
+    masked = image.copy()
+    for x0, y0, x1, y1 in boxes:
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        half_w, half_h = (x1 - x0) * grow / 2, (y1 - y0) * grow / 2
+        top, bottom = max(0, round(cy - half_h)), min(image.shape[0], round(cy + half_h))
+        left, right = max(0, round(cx - half_w)), min(image.shape[1], round(cx + half_w))
+        masked[top:bottom, left:right] = 127
+    return masked

@@ -13,10 +13,9 @@ from facestudio.errors import FaceStudioError
 from facestudio.faces.analyzer import FaceAnalyzer
 from facestudio.faces.drawing import draw_faces
 from facestudio.images import load_image
+from facestudio.interfaces.example_photo import EXAMPLE_NAME, example_photo
 from facestudio.interfaces.face_options import add_face_backend_arguments, analyzer_from_args
 from facestudio.outputs import check_output_path, encode_png, write_bytes_atomic
-
-EXAMPLE_NAME = "astronaut (scikit-image sample, public domain)"
 
 
 def add_parser(subparsers) -> None:
@@ -107,9 +106,7 @@ def _list_faces(
     analyzer: FaceAnalyzer, sources: list[str], example: bool, keep_pixels: bool
 ) -> tuple[dict, list[str], tuple | None]:
     if example:
-        from skimage import data
-
-        named = [(EXAMPLE_NAME, data.astronaut())]
+        named = [(EXAMPLE_NAME, example_photo())]
     else:
         named = [(source, source) for source in sources]
     results, lines, warnings = [], [], []

@@ -10,6 +10,7 @@ from pathlib import Path
 from facestudio import __version__
 from facestudio.errors import FaceStudioError
 from facestudio.images import load_image
+from facestudio.interfaces.example_photo import EXAMPLE_NAME, example_photo
 from facestudio.outputs import check_output_path, encode_png, write_bytes_atomic
 
 
@@ -33,6 +34,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--person", action="append", default=[], metavar="PHOTO[,PHOTO]", help="another person"
     )
+    parser.add_argument("--example", action="store_true", help=f"person 1 is the {EXAMPLE_NAME}")
     parser.add_argument("--style", metavar="IMAGE", help="style / composition image")
     parser.add_argument("--image", metavar="IMAGE", help="image-to-image: keep this image's layout")
     parser.add_argument(
@@ -57,7 +59,9 @@ def add_parser(subparsers) -> None:
         "--face-index", type=int, metavar="N", help="which face of each photo (0 = largest)"
     )
     parser.add_argument(
-        "--model", metavar="DIR_OR_HUB_ID", help="FaceStudio pipeline folder or hub id"
+        "--model",
+        metavar="DIR_OR_HUB_ID",
+        help="FaceStudio pipeline folder or hub id (default: the small model in the package)",
     )
     parser.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
     parser.add_argument(
@@ -107,12 +111,16 @@ def run(args: argparse.Namespace) -> int:
     if args.num < 1:
         raise FaceStudioError(f"--num must be at least 1, got {args.num}")
     paths = [check_output_path(p, args.force) for p in output_paths(args.output, args.num)]
+    if args.example and args.face:
+        raise FaceStudioError("give --face PHOTO or --example, not both")
     people = ([args.face] if args.face else []) + [p.split(",") for p in args.person]
-    if not people:
-        raise FaceStudioError("give at least one photo with --face PHOTO")
     for photo in (p for person in people for p in person):
         if not Path(photo).is_file():
             raise FaceStudioError(f"cannot read '{photo}': no such file")
+    if args.example:
+        people.insert(0, [example_photo()])
+    if not people:
+        raise FaceStudioError("give at least one photo with --face PHOTO (or try --example)")
     style = load_image(args.style) if args.style else None
     content = load_image(args.image) if args.image else None
     regions = parse_boxes(args.regions)
@@ -151,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
     )
     for warning in result.metadata[0]["warnings"]:
         print(f"facestudio: warning: {warning}", file=sys.stderr)
+    if args.example:
+        for metadata in result.metadata:
+            metadata["people"][0]["sources"] = [{"photo": EXAMPLE_NAME}]
     encoded = [
         encode_png(image, png_text(metadata, model))
         for image, metadata in zip(result.images, result.metadata, strict=True)
@@ -173,6 +184,11 @@ def png_text(metadata: dict, model: str) -> dict[str, str]:
 
 
 def default_model() -> str:
-    raise FaceStudioError(
-        "no bundled model ships with this version yet; give --model with a FaceStudio pipeline folder"
-    )
+    """The small model that ships in the package (see its README.md model card)."""
+    folder = Path(__file__).resolve().parent.parent / "bundled_model"
+    if not (folder / "model_index.json").is_file():
+        raise FaceStudioError(
+            f"the bundled model is missing from '{folder}' (a damaged install?); reinstall "
+            "facestudio or give --model with a FaceStudio pipeline folder"
+        )
+    return str(folder)

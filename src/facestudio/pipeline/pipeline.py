@@ -20,6 +20,7 @@ from PIL import Image
 from facestudio import __version__
 from facestudio.errors import FaceStudioError, ModelLoadError
 from facestudio.faces.analyzer import FaceAnalyzer, FaceAnalyzerConfig
+from facestudio.faces.regions import mask_faces
 from facestudio.model.hybrid_guidance import HybridGuidance
 from facestudio.model.multi_identity_attention import (
     IdentityRouting,
@@ -31,6 +32,7 @@ from facestudio.pipeline.identities import Person, mix_people, resolve_people
 from facestudio.pipeline.layout import resolve_layout
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
+STYLE_FACES = ("keep", "mask")
 
 
 @dataclass
@@ -48,6 +50,8 @@ class FaceStudioPipeline(DiffusionPipeline):
     (`HybridGuidance`), `style_encoder` (CLIP vision towers), and for text the optional
     `tokenizer`, `text_encoder`, `prior`, `prior_scheduler`. The face backend is frozen and not
     a torch module: its configuration is stored with the pipeline (`face_analysis`).
+    `style_faces`: "keep" the style image as given, or "mask" the faces found in it (grey
+    boxes, as in training by reconstruction) for models whose style encoder never saw a face.
     """
 
     model_cpu_offload_seq = "text_encoder->prior->style_encoder->guidance->unet->vae"
@@ -71,6 +75,7 @@ class FaceStudioPipeline(DiffusionPipeline):
         prior=None,
         prior_scheduler=None,
         face_analysis: dict | None = None,
+        style_faces: str = "keep",
     ) -> None:
         super().__init__()
         self.register_modules(
@@ -84,7 +89,13 @@ class FaceStudioPipeline(DiffusionPipeline):
             prior=prior,
             prior_scheduler=prior_scheduler,
         )
-        self.register_to_config(face_analysis=face_analysis or FaceAnalyzerConfig().to_dict())
+        if style_faces not in STYLE_FACES:
+            raise ModelLoadError(
+                f"style_faces must be one of {', '.join(STYLE_FACES)}, got '{style_faces}'"
+            )
+        self.register_to_config(
+            face_analysis=face_analysis or FaceAnalyzerConfig().to_dict(), style_faces=style_faces
+        )
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self._face_analyzer: FaceAnalyzer | None = None
 
@@ -229,6 +240,8 @@ class FaceStudioPipeline(DiffusionPipeline):
         layout = resolve_layout(
             regions, len(people), width, height, layout_image, lambda: self.face_analyzer
         )
+        if style_image is not None and self.config.style_faces == "mask":
+            style_image = self._mask_style_faces(style_image)
 
         contexts, coefficients = self._guidance_contexts(
             people,
@@ -306,6 +319,13 @@ class FaceStudioPipeline(DiffusionPipeline):
         if not return_dict:
             return images, metadata
         return FaceStudioPipelineOutput(images=images, metadata=metadata)
+
+    def _mask_style_faces(self, style_image: Image.Image | np.ndarray) -> Image.Image:
+        picture = np.asarray(
+            style_image.convert("RGB") if isinstance(style_image, Image.Image) else style_image
+        )
+        boxes = [face.box for face in self.face_analyzer.analyze(picture).faces]
+        return Image.fromarray(mask_faces(picture, boxes))
 
     def _check_arguments(
         self,

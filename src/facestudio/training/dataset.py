@@ -23,7 +23,7 @@ class ReconstructionDataset(Dataset):
     """Samples of a `facestudio prepare` folder as tensors.
 
     Each item: `image` and `style` (3, R, R) in [-1, 1], `style_pixels` (3, R, R) in [0, 1],
-    `face` (D,) identity embedding (zeros when the photo had no face), `has_face`.
+    `face` (D,) identity embedding (zeros when the photo had no face), `has_face`, `index`.
     """
 
     def __init__(
@@ -85,4 +85,5 @@ class ReconstructionDataset(Dataset):
             "style_pixels": torch.from_numpy(style).permute(2, 0, 1),
             "face": torch.from_numpy(np.asarray(face, np.float32)),
             "has_face": torch.tensor(has_face),
+            "index": torch.tensor(index),
         }

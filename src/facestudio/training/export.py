@@ -39,6 +39,9 @@ def export_pipeline(checkpoint: str | Path, out: str | Path, use_ema: bool = Tru
     if config.train.trainable == "lora":
         add_lora(pipeline.unet, config.train.lora_rank)
     style_encoder = pipeline.style_encoder if config.train.train_style_encoder else None
+    if config.train.train_style_encoder:
+        # The style encoder only ever saw style inputs with the face masked out.
+        pipeline.register_to_config(style_faces="mask")
     model = TrainableModel(pipeline.unet, pipeline.guidance, style_encoder)
     model.load_state_dict(load_file(str(weights)))
     ema = checkpoint / "ema.safetensors"

@@ -51,6 +51,7 @@ class TrainableModel(nn.Module):
         alphas: torch.Tensor | None = None,
         style_dropout: float = 0.0,
         face_dropout: float = 0.0,
+        snr_gamma: float = 0.0,
     ) -> None:
         super().__init__()
         self.unet = unet
@@ -60,14 +61,18 @@ class TrainableModel(nn.Module):
         self.alphas = alphas
         self.style_dropout = style_dropout
         self.face_dropout = face_dropout
+        self.snr_gamma = snr_gamma
 
     def forward(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         vae = self.frozen["vae"]
         with torch.no_grad():
-            latents = (
-                vae.encode(batch["image"].to(vae.dtype)).latent_dist.mean
-                * vae.config.scaling_factor
-            )
+            if "latents" in self.frozen:
+                latents = self.frozen["latents"][batch["index"].cpu()].to(batch["image"].device)
+            else:
+                latents = (
+                    vae.encode(batch["image"].to(vae.dtype)).latent_dist.mean
+                    * vae.config.scaling_factor
+                )
             if self.style_encoder is None:
                 style = self.frozen["style_encoder"].embed_pixels(batch["style_pixels"])
         if self.style_encoder is not None:
@@ -89,7 +94,23 @@ class TrainableModel(nn.Module):
         )
         tokens = guidance.tokens(style, face)
         predicted = self.unet(noisy, timesteps, encoder_hidden_states=tokens.to(noisy.dtype)).sample
-        return F.mse_loss(predicted.float(), noise.float())
+        if self.snr_gamma <= 0:
+            return F.mse_loss(predicted.float(), noise.float())
+        snr = a.flatten().float() / (1 - a.flatten().float())
+        weight = snr.clamp(max=self.snr_gamma) / snr
+        per_sample = F.mse_loss(predicted.float(), noise.float(), reduction="none").mean((1, 2, 3))
+        return (weight * per_sample).mean()
+
+
+@torch.no_grad()
+def encode_dataset(vae: nn.Module, dataset, batch_size: int = 64) -> torch.Tensor:
+    """Every training image's latent (the posterior mean, scaled), in dataset order."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    latents = [
+        vae.encode(batch["image"].to(vae.device, vae.dtype)).latent_dist.mean.cpu()
+        for batch in loader
+    ]
+    return torch.cat(latents) * vae.config.scaling_factor
 
 
 class AutoencoderModel(nn.Module):
@@ -223,6 +244,7 @@ def train(
             alphas=noise_scheduler.alphas_cumprod,
             style_dropout=opt.style_dropout,
             face_dropout=opt.face_dropout,
+            snr_gamma=opt.snr_gamma,
         )
     model.train()
 
@@ -233,6 +255,9 @@ def train(
         raise FaceStudioError(
             f"data resolution {dataset.resolution} must be a multiple of {pipeline.vae_scale_factor}"
         )
+    if opt.cache_latents and opt.target == "diffusion":
+        # Each process encodes the whole set: the VAE is frozen, so every rank gets the same table.
+        model.frozen["latents"] = encode_dataset(vae, dataset)
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=opt.batch_size,
