@@ -62,6 +62,8 @@ def test_eval_runs_end_to_end(tiny_pipeline_folder, definition, tmp_path, capsys
             str(YUNET),
             "--recognizer-model",
             str(MOBILEFACENET),
+            "--face-scale",
+            "3",
         ]
     )
     printed = capsys.readouterr().out
@@ -72,6 +74,11 @@ def test_eval_runs_end_to_end(tiny_pipeline_folder, definition, tmp_path, capsys
     assert summary["ablations"]["identity"]["images"] == 4  # 2 people × 2 seeds
     assert 0.3 < summary["real_photo_ceiling"] <= 1.0
     assert summary["biased_scoring"] is False and summary["scoring_images_per_s"] > 0
+    assert summary["sampling"] == {
+        "num_inference_steps": 2,
+        "style_guidance_scale": 5.0,
+        "face_guidance_scale": 3.0,
+    }
     assert len(results["images"]) == 12 and len(results["multi_person"]) == 2
     for name in ("deepface_id04", "deepface_id05"):  # "set/person" names as safe file names
         grid = Image.open(out / "grids" / f"{name}.png")

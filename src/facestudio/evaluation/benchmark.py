@@ -49,7 +49,17 @@ class BenchmarkDefinition:
     seeds: list[int] = field(default_factory=lambda: [0])
     images_per_case: int = 1
     steps: int = 25
+    style_guidance_scale: float = 5.0
+    face_guidance_scale: float = 5.0
     multi_person: list[MultiPersonCase] = field(default_factory=list)
+
+    def sampling(self) -> dict:
+        """The pipeline arguments every generation of this benchmark shares."""
+        return {
+            "num_inference_steps": self.steps,
+            "style_guidance_scale": self.style_guidance_scale,
+            "face_guidance_scale": self.face_guidance_scale,
+        }
 
 
 def load_definition(path: str | Path) -> BenchmarkDefinition:
@@ -67,7 +77,17 @@ def load_definition(path: str | Path) -> BenchmarkDefinition:
             data = json.loads(text)
     except ValueError as exc:
         raise FaceStudioError(f"benchmark definition '{path}' cannot be parsed: {exc}") from None
-    known = {"identities", "styles", "prompts", "seeds", "images_per_case", "steps", "multi_person"}
+    known = {
+        "identities",
+        "styles",
+        "prompts",
+        "seeds",
+        "images_per_case",
+        "steps",
+        "style_guidance_scale",
+        "face_guidance_scale",
+        "multi_person",
+    }
     unknown = sorted(set(data or {}) - known)
     if unknown:
         raise FaceStudioError(
@@ -113,6 +133,8 @@ def load_definition(path: str | Path) -> BenchmarkDefinition:
         seeds=[int(s) for s in data.get("seeds", [0])],
         images_per_case=int(data.get("images_per_case", 1)),
         steps=int(data.get("steps", 25)),
+        style_guidance_scale=float(data.get("style_guidance_scale", 5.0)),
+        face_guidance_scale=float(data.get("face_guidance_scale", 5.0)),
         multi_person=multi,
     )
 
@@ -158,9 +180,9 @@ def run_benchmark(
                             prompt=prompt,
                             identities=conditions[ablation],
                             style_image=style,
-                            num_inference_steps=definition.steps,
                             num_images_per_prompt=definition.images_per_case,
                             seed=seed,
+                            **definition.sampling(),
                         )
                         generate_seconds += time.perf_counter() - start
                         for index, image in enumerate(result.images):
@@ -195,6 +217,7 @@ def run_benchmark(
         {
             "biased_scoring": scorer.biased,
             "scorer": scorer.analyzer.backend.recognizer_id(),
+            "sampling": definition.sampling(),
             "generated_images": scored_images,
             "generation_images_per_s": round(scored_images / max(generate_seconds, 1e-9), 3),
             "scoring_images_per_s": round(scored_images / max(score_seconds, 1e-9), 2),
@@ -241,8 +264,8 @@ def _multi_person(
                 identities=[conditioning[p] for p in case.people],
                 style_image=style,
                 regions="auto",
-                num_inference_steps=definition.steps,
                 seed=seed,
+                **definition.sampling(),
                 width=case.width,
                 height=case.height,
             )

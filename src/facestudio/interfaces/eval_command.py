@@ -52,6 +52,8 @@ def add_parser(subparsers) -> None:
         choices=["identity", "no_identity", "impostor"],
     )
     parser.add_argument("--steps", type=int, help="override the definition's denoising steps")
+    parser.add_argument("--style-scale", type=float, help="override the style guidance scale")
+    parser.add_argument("--face-scale", type=float, help="override the face guidance scale")
     parser.add_argument("--device", default="cpu")
     parser.set_defaults(run=run)
 
@@ -67,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     definition = load_definition(args.benchmark)
     if args.steps is not None:
         definition.steps = args.steps
+    if args.style_scale is not None:
+        definition.style_guidance_scale = args.style_scale
+    if args.face_scale is not None:
+        definition.face_guidance_scale = args.face_scale
     detector = args.detector_model or str(DEFAULT_MODELS / DEFAULT_DETECTOR)
     recognizer = args.recognizer_model or str(DEFAULT_MODELS / DEFAULT_RECOGNIZER)
     if not Path(detector).is_file() or not Path(recognizer).is_file():
