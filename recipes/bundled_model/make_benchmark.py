@@ -27,6 +27,11 @@ def main() -> None:
     parser.add_argument("--styles", type=int, default=2)
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--group-photo",
+        help="also pair the people on this real two-person photo (faces masked by the model)",
+    )
+    parser.add_argument("--group-width", type=int, default=128, help="output width for it")
     args = parser.parse_args()
 
     definition = json.loads((Path(args.split) / "heldout.json").read_text())
@@ -62,6 +67,19 @@ def main() -> None:
         }
         for i in range(min(args.pairs, len(names) // 2))
     ]
+    if args.group_photo:
+        with Image.open(args.group_photo) as group:
+            # U-Net sizes: multiples of 16 pixels (two halvings of 4× smaller latents).
+            height = max(16, round(group.height * args.group_width / group.width / 16) * 16)
+        definition["multi_person"] += [
+            {
+                **case,
+                "style": str(Path(args.group_photo).resolve()),
+                "width": args.group_width,
+                "height": height,
+            }
+            for case in list(definition["multi_person"])
+        ]
     (out / "benchmark.json").write_text(json.dumps(definition, indent=2))
     print(
         f"{len(names)} people, {len(styles)} styles + none, {len(definition['multi_person'])} pairs -> {out}"

@@ -277,6 +277,7 @@ def _multi_person(
             rows.append(
                 {
                     "people": case.people,
+                    "style": case.style,
                     "seed": seed,
                     "min_similarity": score.similarity,
                     "per_person": score.per_person,
