@@ -188,7 +188,6 @@ def default_model() -> str:
     folder = Path(__file__).resolve().parent.parent / "bundled_model"
     if not (folder / "model_index.json").is_file():
         raise FaceStudioError(
-            f"the bundled model is missing from '{folder}' (a damaged install?); reinstall "
-            "facestudio or give --model with a FaceStudio pipeline folder"
+            f"no bundled model in '{folder}'; give --model with a FaceStudio pipeline folder"
         )
     return str(folder)
