@@ -323,3 +323,34 @@ def test_min_snr_weighting_only_lowers_the_weight_of_low_noise_steps(
             losses[gamma] = model(batch, torch.Generator().manual_seed(0)).item()
     assert losses[1e9] == pytest.approx(losses[0.0], rel=1e-5)  # γ above every SNR: plain MSE
     assert losses[1.0] < losses[0.0]  # some of the 8 timesteps have SNR > 1 and are down-weighted
+
+
+def test_face_loss_weight_covers_the_face_box_in_latent_cells(
+    tiny_pipeline, eight_photos_prepared
+):
+    import torch
+
+    from facestudio.training.dataset import ReconstructionDataset
+
+    dataset = ReconstructionDataset(eight_photos_prepared)
+    sample = dataset[0]
+    x0, y0, x1, y1 = sample["face_box"].tolist()
+    assert 0 <= x0 < x1 <= 64 and 0 <= y0 < y1 <= 64  # the prepared face, in image pixels
+
+    model = _reconstruction_model(tiny_pipeline, face_loss_weight=4.0)
+    batch = {
+        "face_box": torch.tensor([[16.0, 8.0, 48.0, 40.0], [0.0, 0.0, 0.0, 0.0]]),
+        "image": torch.zeros(2, 3, 64, 64),
+    }
+    weights = model._face_weights(batch, (16, 16), 64)  # a 4× smaller latent grid
+    assert weights.shape == (2, 1, 16, 16)
+    assert torch.equal(weights[0, 0, 2:10, 4:12], torch.full((8, 8), 4.0))
+    assert int((weights[0] == 4.0).sum()) == 64 and torch.all(weights[1] == 1.0)
+
+    full = torch.utils.data.default_collate([dataset[i] for i in range(4)])
+    losses = {}
+    for weight in (1.0, 4.0):
+        model = _reconstruction_model(tiny_pipeline, face_loss_weight=weight)
+        with torch.no_grad():
+            losses[weight] = model(full, torch.Generator().manual_seed(0)).item()
+    assert losses[4.0] > losses[1.0]

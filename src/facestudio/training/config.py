@@ -51,7 +51,8 @@ class OptimizationConfig:
     `train_style_encoder`: train the style encoder with them (for models built without
     pretrained CLIP weights). `target = "autoencoder"` trains only the VAE (L1 reconstruction
     + `kl_weight`·KL): the first stage of a model built from scratch. `snr_gamma` > 0 weights
-    the loss by min(SNR, γ)/SNR (Min-SNR, faster convergence); `cache_latents` encodes every
+    the loss by min(SNR, γ)/SNR (Min-SNR, faster convergence); `face_loss_weight` multiplies
+    the loss inside the face box (where identity shows); `cache_latents` encodes every
     training image once with the frozen VAE instead of at every step."""
 
     target: Literal["diffusion", "autoencoder"] = "diffusion"
@@ -72,6 +73,7 @@ class OptimizationConfig:
     style_dropout: float = 0.64
     face_dropout: float = 0.1
     snr_gamma: float = 0.0
+    face_loss_weight: float = 1.0
     cache_latents: bool = False
     seed: int = 0
 

@@ -23,7 +23,8 @@ class ReconstructionDataset(Dataset):
     """Samples of a `facestudio prepare` folder as tensors.
 
     Each item: `image` and `style` (3, R, R) in [-1, 1], `style_pixels` (3, R, R) in [0, 1],
-    `face` (D,) identity embedding (zeros when the photo had no face), `has_face`, `index`.
+    `face` (D,) identity embedding (zeros when the photo had no face), `has_face`, `face_box`
+    (x0, y0, x1, y1) in image pixels (zeros without a face), `index`.
     """
 
     def __init__(
@@ -80,10 +81,14 @@ class ReconstructionDataset(Dataset):
             has_face = True
         else:
             face, has_face = np.zeros(self.face_dim, np.float32), False
+        meta = json.loads(self._read(path, members["json"])) if "json" in members else {}
+        prepared = self.index["prepare"]["resolution"]
+        box = np.asarray(meta.get("box", [0, 0, 0, 0]), np.float32) * (self.resolution / prepared)
         return {
             "image": torch.from_numpy(image).permute(2, 0, 1) * 2.0 - 1.0,
             "style_pixels": torch.from_numpy(style).permute(2, 0, 1),
             "face": torch.from_numpy(np.asarray(face, np.float32)),
             "has_face": torch.tensor(has_face),
+            "face_box": torch.from_numpy(box),
             "index": torch.tensor(index),
         }

@@ -52,6 +52,7 @@ class TrainableModel(nn.Module):
         style_dropout: float = 0.0,
         face_dropout: float = 0.0,
         snr_gamma: float = 0.0,
+        face_loss_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.unet = unet
@@ -62,6 +63,7 @@ class TrainableModel(nn.Module):
         self.style_dropout = style_dropout
         self.face_dropout = face_dropout
         self.snr_gamma = snr_gamma
+        self.face_loss_weight = face_loss_weight
 
     def forward(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         vae = self.frozen["vae"]
@@ -94,12 +96,28 @@ class TrainableModel(nn.Module):
         )
         tokens = guidance.tokens(style, face)
         predicted = self.unet(noisy, timesteps, encoder_hidden_states=tokens.to(noisy.dtype)).sample
-        if self.snr_gamma <= 0:
+        if self.snr_gamma <= 0 and self.face_loss_weight == 1.0:
             return F.mse_loss(predicted.float(), noise.float())
-        snr = a.flatten().float() / (1 - a.flatten().float())
-        weight = snr.clamp(max=self.snr_gamma) / snr
-        per_sample = F.mse_loss(predicted.float(), noise.float(), reduction="none").mean((1, 2, 3))
-        return (weight * per_sample).mean()
+        error = F.mse_loss(predicted.float(), noise.float(), reduction="none")
+        if self.face_loss_weight != 1.0:
+            error = error * self._face_weights(batch, latents.shape[-2:], batch["image"].shape[-1])
+        per_sample = error.mean((1, 2, 3))
+        if self.snr_gamma > 0:
+            snr = a.flatten().float() / (1 - a.flatten().float())
+            per_sample = per_sample * snr.clamp(max=self.snr_gamma) / snr
+        return per_sample.mean()
+
+    def _face_weights(self, batch: dict, latent_size, image_size: int) -> torch.Tensor:
+        """(B, 1, h, w): `face_loss_weight` inside each face box (in latent cells), 1 elsewhere."""
+        height, width = latent_size
+        box = batch["face_box"].float() * (width / image_size)
+        rows = torch.arange(height, device=box.device).float() + 0.5
+        cols = torch.arange(width, device=box.device).float() + 0.5
+        inside_rows = (rows[None] >= box[:, 1:2]) & (rows[None] <= box[:, 3:4])
+        inside_cols = (cols[None] >= box[:, 0:1]) & (cols[None] <= box[:, 2:3])
+        inside = inside_rows[:, :, None] & inside_cols[:, None, :]
+        weights = 1.0 + (self.face_loss_weight - 1.0) * inside.float()
+        return weights[:, None].to(batch["image"].device)
 
 
 @torch.no_grad()
@@ -245,6 +263,7 @@ def train(
             style_dropout=opt.style_dropout,
             face_dropout=opt.face_dropout,
             snr_gamma=opt.snr_gamma,
+            face_loss_weight=opt.face_loss_weight,
         )
     model.train()
 
