@@ -10,7 +10,6 @@ Prints a table and writes JSON. Targets on the 2-core CPU: ≤ 3 s per image war
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -24,6 +23,7 @@ import torch
 from facestudio.interfaces.example_photo import example_photo
 from facestudio.interfaces.generate_command import default_model
 from facestudio.pipeline import FaceStudioPipeline
+from report import write_report
 
 
 def main() -> int:
@@ -74,10 +74,7 @@ def main() -> int:
     print(f"{'measure':36} {'seconds':>8}")
     for key in ("warm_s_per_image_embedding_given", "warm_s_per_image_from_photo", "cold_cli_s"):
         print(f"{key:36} {report[key]:8.3f}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}", file=sys.stderr)
+    write_report(report, args.out)
     return 0
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from facestudio.evaluation.verification import load_manifest_sets
 from facestudio.faces import FaceAnalyzer, FaceAnalyzerConfig, OnnxBackendConfig
 from facestudio.images import load_image
+from report import write_report
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -116,10 +117,7 @@ def main() -> int:
                     f"{row['faces']:6d}",
                     flush=True,
                 )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}", file=sys.stderr)
+    write_report(report, args.out)
     return 0
 
 

@@ -10,7 +10,6 @@ Prints a table and writes JSON: ROC AUC per small labelled set, pooled over them
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from facestudio.evaluation.verification import (
 )
 from facestudio.faces import FaceAnalyzerConfig, OnnxBackendConfig
 from facestudio.faces.batch import identities_of_files
+from report import write_report
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -117,10 +117,7 @@ def main() -> int:
     print(f"{'backend':8} {'set':26} {'pairs':>7} {'skipped':>8} {'AUC/acc':>8}")
     for backend, set_name, pairs, skipped, value in rows:
         print(f"{backend:8} {set_name:26} {pairs:7d} {skipped:8d} {value:8.4f}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}", file=sys.stderr)
+    write_report(report, args.out)
     return 0
 
 

@@ -10,7 +10,6 @@ CUDA device) it times the SD-1.5-shaped model in fp16 at 512×512 and reports pe
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -24,6 +23,7 @@ from transformers import CLIPTextConfig, CLIPTextModel
 from facestudio.faces import FaceAnalyzer, FaceAnalyzerConfig
 from facestudio.model.components import ComponentSizes, random_components
 from facestudio.pipeline import FaceStudioPipeline
+from report import write_report
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -167,10 +167,7 @@ def main() -> int:
     ):
         if key in report:
             print(f"{key:24} {report[key]:9.4f}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}", file=sys.stderr)
+    write_report(report, args.out)
     return 0
 
 

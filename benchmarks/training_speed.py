@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from facestudio.evaluation.verification import load_manifest_sets
+from report import write_report
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -118,10 +119,7 @@ def main() -> int:
             )
     for row in rows:
         print(f"{row[0]:40} {row[1]:>18} {row[2]:>14}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}", file=sys.stderr)
+    write_report(report, args.out)
     return 0
 
 

@@ -71,10 +71,7 @@ class TrainableModel(nn.Module):
             if "latents" in self.frozen:
                 latents = self.frozen["latents"][batch["index"].cpu()].to(batch["image"].device)
             else:
-                latents = (
-                    vae.encode(batch["image"].to(vae.dtype)).latent_dist.mean
-                    * vae.config.scaling_factor
-                )
+                latents = encode_latents(vae, batch["image"])
             if self.style_encoder is None:
                 style = self.frozen["style_encoder"].embed_pixels(batch["style_pixels"])
         if self.style_encoder is not None:
@@ -96,8 +93,6 @@ class TrainableModel(nn.Module):
         )
         tokens = guidance.tokens(style, face)
         predicted = self.unet(noisy, timesteps, encoder_hidden_states=tokens.to(noisy.dtype)).sample
-        if self.snr_gamma <= 0 and self.face_loss_weight == 1.0:
-            return F.mse_loss(predicted.float(), noise.float())
         error = F.mse_loss(predicted.float(), noise.float(), reduction="none")
         if self.face_loss_weight != 1.0:
             error = error * self._face_weights(batch, latents.shape[-2:], batch["image"].shape[-1])
@@ -120,15 +115,17 @@ class TrainableModel(nn.Module):
         return weights[:, None].to(batch["image"].device)
 
 
+def encode_latents(vae: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The U-Net's training target: the VAE posterior mean, scaled, of images in [-1, 1]."""
+    images = images.to(vae.device, vae.dtype)
+    return vae.encode(images).latent_dist.mean * vae.config.scaling_factor
+
+
 @torch.no_grad()
 def encode_dataset(vae: nn.Module, dataset, batch_size: int = 64) -> torch.Tensor:
-    """Every training image's latent (the posterior mean, scaled), in dataset order."""
+    """Every training image's latent (`encode_latents`), in dataset order."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    latents = [
-        vae.encode(batch["image"].to(vae.device, vae.dtype)).latent_dist.mean.cpu()
-        for batch in loader
-    ]
-    return torch.cat(latents) * vae.config.scaling_factor
+    return torch.cat([encode_latents(vae, batch["image"]).cpu() for batch in loader])
 
 
 class AutoencoderModel(nn.Module):
