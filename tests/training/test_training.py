@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from facestudio.errors import FaceStudioError
 from facestudio.training import checkpoints
+from facestudio.training.dataset import ReconstructionDataset
 from facestudio.training.trainer import train
 from tests.conftest import launch_two_cpu_processes
 from tests.training.conftest import tiny_config
@@ -29,6 +30,9 @@ def test_a_tiny_model_overfits_eight_images(tmp_path, eight_photos_prepared):
     result = train(config, on_step=lambda step, loss: losses.append(loss))
     grid = tmp_path / "run" / "validation" / "step-00000150.png"
     assert grid.is_file()  # rows of photo | style input | generated, for fixed identities and seeds
+    gaps = (tmp_path / "run" / "validation" / "identity_gap.csv").read_text().splitlines()
+    assert gaps[0] == "step,loss_own_face,loss_swapped_face,relative_gap"
+    assert gaps[1].startswith("150,") and len(gaps) == 2
     assert result.step == 150 and len(losses) == 150
     start, end = np.mean(losses[:10]), np.mean(losses[-10:])
     assert end < start / 4, f"loss {start:.3f} -> {end:.3f}"
@@ -137,6 +141,10 @@ def test_export_gives_a_pipeline_that_generates_with_the_trained_weights(
     )
     assert main(["export", str(checkpoint), "-o", str(tmp_path / "model")]) == 2
     assert "not empty" in capsys.readouterr().err
+    # The run standardised face embeddings with the data's statistics, and the export keeps them.
+    mean, std = ReconstructionDataset(eight_photos_prepared).face_statistics()
+    np.testing.assert_allclose(exported.guidance.face_mean.numpy(), mean.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(exported.guidance.face_std.numpy(), std.numpy(), rtol=1e-6)
 
 
 @pytest.mark.slow
@@ -354,3 +362,29 @@ def test_face_loss_weight_covers_the_face_box_in_latent_cells(
         with torch.no_grad():
             losses[weight] = model(full, torch.Generator().manual_seed(0)).item()
     assert losses[4.0] > losses[1.0]
+
+
+def test_identity_gap_is_zero_exactly_when_the_identity_is_unused(
+    tiny_pipeline, eight_photos_prepared
+):
+    import torch
+
+    from facestudio.training.dataset import ReconstructionDataset
+    from facestudio.training.trainer import identity_gap
+
+    dataset = ReconstructionDataset(eight_photos_prepared)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(8)])
+    model = _reconstruction_model(tiny_pipeline, style_dropout=0.5, face_dropout=0.5)
+    own, swapped = identity_gap(model, batch)
+    assert own != swapped
+    assert (model.style_dropout, model.face_dropout) == (0.5, 0.5)
+    face_columns = model.guidance.proj.weight[:, model.guidance.config.style_dim :]
+    saved = face_columns.detach().clone()
+    with torch.no_grad():
+        face_columns.zero_()
+    try:
+        own, swapped = identity_gap(model, batch)
+    finally:
+        with torch.no_grad():
+            face_columns.copy_(saved)
+    assert own == swapped

@@ -53,7 +53,9 @@ class OptimizationConfig:
     + `kl_weight`·KL): the first stage of a model built from scratch. `snr_gamma` > 0 weights
     the loss by min(SNR, γ)/SNR (Min-SNR, faster convergence); `face_loss_weight` multiplies
     the loss inside the face box (where identity shows); `cache_latents` encodes every
-    training image once with the frozen VAE instead of at every step."""
+    training image once with the frozen VAE instead of at every step. `standardize_face` sets
+    the guidance's face-embedding statistics from the data when a run starts from a model
+    without them (the identity input then learns as fast as the style input)."""
 
     target: Literal["diffusion", "autoencoder"] = "diffusion"
     kl_weight: float = 1e-6
@@ -75,6 +77,7 @@ class OptimizationConfig:
     snr_gamma: float = 0.0
     face_loss_weight: float = 1.0
     cache_latents: bool = False
+    standardize_face: bool = True
     seed: int = 0
 
 

@@ -59,6 +59,20 @@ class ReconstructionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    def face_statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-dimension mean and standard deviation of the identity embeddings of the set."""
+        embeddings = [
+            np.load(io.BytesIO(self._read(path, members["embedding.npy"])), allow_pickle=False)
+            for path, members in self.samples
+            if "embedding.npy" in members
+        ]
+        if len(embeddings) < 2:
+            raise FaceStudioError(
+                f"'{self.folder}' has fewer than two samples with a face; prepare more photos"
+            )
+        stacked = torch.from_numpy(np.stack(embeddings).astype(np.float32))
+        return stacked.mean(0), stacked.std(0)
+
     def _read(self, path: Path, where: tuple[int, int]) -> bytes:
         with open(path, "rb") as handle:
             handle.seek(where[0])
