@@ -47,7 +47,7 @@ def definition(tmp_path):
     return path
 
 
-def test_eval_runs_end_to_end(tiny_pipeline_folder, definition, tmp_path, capsys):
+def test_eval_runs_end_to_end(tiny_pipeline, tiny_pipeline_folder, definition, tmp_path, capsys):
     out = tmp_path / "results"
     code = main(
         [
@@ -85,6 +85,11 @@ def test_eval_runs_end_to_end(tiny_pipeline_folder, definition, tmp_path, capsys
         assert grid.size == (3 * 128, 3 * 128)  # reference + 2 seeds, one row per ablation
     assert Image.open(out / "grids" / "multi_person.png").size == (2 * 128, 64)  # 2 seeds
     assert "two real photos (ceiling)" in (out / "results.md").read_text()
+    ceilings = summary["resolution_ceilings"]  # the photo as a portrait at the model's size
+    assert ceilings["size"] == tiny_pipeline.unet.config.sample_size * tiny_pipeline.vae_scale_factor
+    assert 0.0 <= ceilings["portrait_through_autoencoder"] <= 1.0
+    assert 0.0 <= ceilings["portrait"] <= 1.0
+    assert "through the model's autoencoder" in (out / "results.md").read_text()
 
 
 def test_eval_refuses_a_non_empty_folder_and_a_bad_definition(

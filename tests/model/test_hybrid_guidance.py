@@ -95,3 +95,16 @@ def test_standardised_face_columns_learn_faster_under_adam(guidance):
     standardised.set_face_statistics(faces.mean(0), faces.std(0))
     fast, slow = identity_spread(standardised), identity_spread(plain)
     assert fast > 3 * slow
+
+
+def test_a_guidance_saved_without_face_statistics_loads_with_none(guidance, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    guidance.save_pretrained(tmp_path)
+    weights = tmp_path / "diffusion_pytorch_model.safetensors"
+    old = {k: v for k, v in load_file(weights).items() if not k.startswith("face_")}
+    save_file(old, weights)
+    loaded = HybridGuidance.from_pretrained(tmp_path)
+    assert not loaded.has_face_statistics
+    face, style = torch.randn(2, 8), torch.randn(2, 16)
+    torch.testing.assert_close(loaded(face, style), guidance(face, style))

@@ -339,18 +339,15 @@ def test_face_loss_weight_covers_the_face_box_in_latent_cells(
     import torch
 
     from facestudio.training.dataset import ReconstructionDataset
+    from facestudio.training.trainer import face_box_weights
 
     dataset = ReconstructionDataset(eight_photos_prepared)
     sample = dataset[0]
     x0, y0, x1, y1 = sample["face_box"].tolist()
     assert 0 <= x0 < x1 <= 64 and 0 <= y0 < y1 <= 64  # the prepared face, in image pixels
 
-    model = _reconstruction_model(tiny_pipeline, face_loss_weight=4.0)
-    batch = {
-        "face_box": torch.tensor([[16.0, 8.0, 48.0, 40.0], [0.0, 0.0, 0.0, 0.0]]),
-        "image": torch.zeros(2, 3, 64, 64),
-    }
-    weights = model._face_weights(batch, (16, 16), 64)  # a 4× smaller latent grid
+    boxes = torch.tensor([[16.0, 8.0, 48.0, 40.0], [0.0, 0.0, 0.0, 0.0]])
+    weights = face_box_weights(boxes, (16, 16), 64, 4.0)  # a 4× smaller latent grid
     assert weights.shape == (2, 1, 16, 16)
     assert torch.equal(weights[0, 0, 2:10, 4:12], torch.full((8, 8), 4.0))
     assert int((weights[0] == 4.0).sum()) == 64 and torch.all(weights[1] == 1.0)
@@ -388,3 +385,32 @@ def test_identity_gap_is_zero_exactly_when_the_identity_is_unused(
         with torch.no_grad():
             face_columns.copy_(saved)
     assert own == swapped
+
+
+def test_decoder_fine_tune_keeps_the_encoder_and_latent_scale_and_improves_the_decoder(
+    tmp_path, eight_photos_prepared
+):
+    from facestudio.interfaces.cli import main
+    from facestudio.pipeline import FaceStudioPipeline
+
+    config = tiny_config(
+        tmp_path / "run",
+        eight_photos_prepared,
+        target="decoder",
+        max_steps=30,
+        learning_rate=2e-3,
+        face_loss_weight=3.0,
+        cache_latents=True,
+    )
+    losses = []
+    train(config, on_step=lambda step, loss: losses.append(loss))
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    checkpoint = checkpoints.latest_checkpoint(tmp_path / "run" / "checkpoints")
+    assert main(["export", str(checkpoint), "-o", str(tmp_path / "model")]) == 0
+    before = FaceStudioPipeline.from_pretrained(tmp_path / "run" / "initial_pipeline").vae
+    after = FaceStudioPipeline.from_pretrained(tmp_path / "model").vae
+    assert after.config.scaling_factor == before.config.scaling_factor
+    for name, tensor in before.state_dict().items():
+        changed = not np.array_equal(tensor.numpy(), after.state_dict()[name].numpy())
+        trained = name.startswith(("decoder.", "post_quant_conv."))
+        assert changed == trained, name

@@ -4,7 +4,9 @@ A definition (YAML or JSON) lists identities: the photos to condition on and *ot
 the same person to score against. Each case (identity × style × prompt × seed × image) is
 generated for every ablation: with the identity, without it (null face embedding) and with an
 impostor (the next identity's photos, scored against this identity's references). Real photo
-pairs give the ceiling. Multi-person cases put several identities in one image.
+pairs give the ceiling; the conditioning photo as a portrait at the model's resolution, and
+that portrait through the model's autoencoder, give the ceilings a model of that size can
+reach. Multi-person cases put several identities in one image.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from scipy import stats
 
 from facestudio.errors import FaceStudioError
 from facestudio.evaluation.face_scoring import FaceScorer
+from facestudio.faces.alignment import portrait_template, warp_to_template
 from facestudio.images import load_image
 
 ABLATIONS = ("identity", "no_identity", "impostor")
@@ -213,6 +217,7 @@ def run_benchmark(
     multi_rows, multi_images = _multi_person(pipeline, definition, scorer, references, conditioning)
     ceiling = _ceiling(definition, scorer, references)
     summary = summarize(rows, multi_rows, ceiling, generated_faces, ablations)
+    summary["resolution_ceilings"] = _resolution_ceilings(pipeline, definition, scorer, references)
     summary.update(
         {
             "biased_scoring": scorer.biased,
@@ -311,6 +316,33 @@ def _ceiling(definition, scorer, references) -> list[float]:
     return values
 
 
+@torch.no_grad()
+def _resolution_ceilings(pipeline, definition, scorer, references, face_fraction=0.5) -> dict:
+    """What a model of this size could reach: each conditioning photo as a face-centred portrait
+    at the model's output size (the face `face_fraction` of it, as `facestudio prepare` frames
+    training photos), scored as is and after a round trip through the model's autoencoder."""
+    size = pipeline.unet.config.sample_size * pipeline.vae_scale_factor
+    template = portrait_template(size, face_fraction)
+    vae = pipeline.vae
+    portrait_scores, autoencoder_scores = [], []
+    for case in definition.identities:
+        for photo in case.condition:
+            image = load_image(photo)
+            face = pipeline.face_analyzer.identity(image).face
+            portrait = warp_to_template(image, face.landmarks, template, size)
+            pixels = torch.from_numpy(portrait).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+            latents = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mean
+            rebuilt = vae.decode(latents).sample.clamp(-1, 1)[0].float().cpu()
+            rebuilt = ((rebuilt.permute(1, 2, 0).numpy() + 1.0) * 127.5).round().astype(np.uint8)
+            portrait_scores.append(scorer.score(portrait, [references[case.name]]).similarity)
+            autoencoder_scores.append(scorer.score(rebuilt, [references[case.name]]).similarity)
+    return {
+        "size": size,
+        "portrait": round(float(np.mean(portrait_scores)), 4),
+        "portrait_through_autoencoder": round(float(np.mean(autoencoder_scores)), 4),
+    }
+
+
 def summarize(rows, multi_rows, ceiling, generated_faces, ablations) -> dict:
     summary: dict = {"ablations": {}}
     per_identity: dict[str, dict[str, float]] = {}
@@ -400,6 +432,14 @@ def markdown_table(summary: dict) -> str:
     if summary.get("real_photo_ceiling") is not None:
         lines.append(
             f"| two real photos (ceiling) | – | {summary['real_photo_ceiling']:.3f} | – | – |"
+        )
+    if summary.get("resolution_ceilings"):
+        c = summary["resolution_ceilings"]
+        lines.append(
+            f"| real photo as a {c['size']}-px portrait (ceiling at this size) | – | {c['portrait']:.3f} | – | – |"
+        )
+        lines.append(
+            f"| … through the model's autoencoder (ceiling of this model) | – | {c['portrait_through_autoencoder']:.3f} | – | – |"
         )
     notes = [
         f"Scorer: `{summary['scorer']}`"

@@ -50,14 +50,16 @@ class OptimizationConfig:
     paper) or "lora" (guidance Linear + LoRA adapters on the U-Net's attention, needs peft).
     `train_style_encoder`: train the style encoder with them (for models built without
     pretrained CLIP weights). `target = "autoencoder"` trains only the VAE (L1 reconstruction
-    + `kl_weight`·KL): the first stage of a model built from scratch. `snr_gamma` > 0 weights
+    + `kl_weight`·KL): the first stage of a model built from scratch; `target = "decoder"`
+    fine-tunes only its decoder on the frozen encoder's latents (the latent space, and a
+    U-Net trained on it, stay valid). `snr_gamma` > 0 weights
     the loss by min(SNR, γ)/SNR (Min-SNR, faster convergence); `face_loss_weight` multiplies
     the loss inside the face box (where identity shows); `cache_latents` encodes every
     training image once with the frozen VAE instead of at every step. `standardize_face` sets
     the guidance's face-embedding statistics from the data when a run starts from a model
     without them (the identity input then learns as fast as the style input)."""
 
-    target: Literal["diffusion", "autoencoder"] = "diffusion"
+    target: Literal["diffusion", "autoencoder", "decoder"] = "diffusion"
     kl_weight: float = 1e-6
     trainable: Literal["unet", "lora"] = "unet"
     lora_rank: int = 8

@@ -34,7 +34,7 @@ def export_pipeline(checkpoint: str | Path, out: str | Path, use_ema: bool = Tru
         json.loads((run / "train_config.json").read_text()), source=str(run / "train_config.json")
     )
     pipeline = FaceStudioPipeline.from_pretrained(run / "initial_pipeline")
-    if config.train.target == "autoencoder":
+    if config.train.target in ("autoencoder", "decoder"):
         return _export_autoencoder(pipeline, config, checkpoint, out, use_ema)
     if config.train.trainable == "lora":
         add_lora(pipeline.unet, config.train.lora_rank)
@@ -58,9 +58,9 @@ def export_pipeline(checkpoint: str | Path, out: str | Path, use_ema: bool = Tru
 
 
 def _export_autoencoder(pipeline, config, checkpoint: Path, out: Path, use_ema: bool) -> Path:
-    """The pipeline with the trained VAE, its latent scaling factor set to 1 / latent std.
-
-    The U-Net trained next then sees latents of unit variance, as SD's 0.18215 gives for its VAE.
+    """The pipeline with the trained VAE. After stage 1 its latent scaling factor is set to
+    1 / latent std, so the U-Net trained next sees latents of unit variance (as SD's 0.18215
+    for its VAE); a decoder fine-tune keeps the factor, and the U-Net, it was given.
     """
     import torch
     from safetensors.torch import load_file
@@ -68,13 +68,17 @@ def _export_autoencoder(pipeline, config, checkpoint: Path, out: Path, use_ema: 
     from facestudio.training.dataset import ReconstructionDataset
     from facestudio.training.trainer import AutoencoderModel
 
-    model = AutoencoderModel(pipeline.vae, config.train.kl_weight)
+    decoder_only = config.train.target == "decoder"
+    model = AutoencoderModel(pipeline.vae, config.train.kl_weight, decoder_only=decoder_only)
     model.load_state_dict(load_file(str(checkpoint / "model.safetensors")))
     ema = checkpoint / "ema.safetensors"
     if use_ema and ema.is_file():
         shadow = load_file(str(ema))
         for i, parameter in enumerate(p for p in model.parameters() if p.requires_grad):
             parameter.data.copy_(shadow[f"p{i}"])
+    if decoder_only:
+        pipeline.save_pretrained(out)
+        return out
     dataset = ReconstructionDataset(config.data.path, config.data.resolution)
     count = min(len(dataset), 256)
     with torch.no_grad():

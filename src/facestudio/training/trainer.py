@@ -95,24 +95,28 @@ class TrainableModel(nn.Module):
         predicted = self.unet(noisy, timesteps, encoder_hidden_states=tokens.to(noisy.dtype)).sample
         error = F.mse_loss(predicted.float(), noise.float(), reduction="none")
         if self.face_loss_weight != 1.0:
-            error = error * self._face_weights(batch, latents.shape[-2:], batch["image"].shape[-1])
+            error = error * face_box_weights(
+                batch["face_box"], latents.shape[-2:], batch["image"].shape[-1], self.face_loss_weight
+            ).to(error.device)
         per_sample = error.mean((1, 2, 3))
         if self.snr_gamma > 0:
             snr = a.flatten().float() / (1 - a.flatten().float())
             per_sample = per_sample * snr.clamp(max=self.snr_gamma) / snr
         return per_sample.mean()
 
-    def _face_weights(self, batch: dict, latent_size, image_size: int) -> torch.Tensor:
-        """(B, 1, h, w): `face_loss_weight` inside each face box (in latent cells), 1 elsewhere."""
-        height, width = latent_size
-        box = batch["face_box"].float() * (width / image_size)
-        rows = torch.arange(height, device=box.device).float() + 0.5
-        cols = torch.arange(width, device=box.device).float() + 0.5
-        inside_rows = (rows[None] >= box[:, 1:2]) & (rows[None] <= box[:, 3:4])
-        inside_cols = (cols[None] >= box[:, 0:1]) & (cols[None] <= box[:, 2:3])
-        inside = inside_rows[:, :, None] & inside_cols[:, None, :]
-        weights = 1.0 + (self.face_loss_weight - 1.0) * inside.float()
-        return weights[:, None].to(batch["image"].device)
+def face_box_weights(
+    boxes: torch.Tensor, size: tuple[int, int], image_size: int, weight: float
+) -> torch.Tensor:
+    """(B, 1, h, w): `weight` in the cells of an h×w grid inside each face box (x0, y0, x1, y1,
+    in pixels of an `image_size` image; zeros = no face), 1 elsewhere."""
+    height, width = size
+    box = boxes.float() * (width / image_size)
+    rows = torch.arange(height, device=box.device).float() + 0.5
+    cols = torch.arange(width, device=box.device).float() + 0.5
+    inside_rows = (rows[None] >= box[:, 1:2]) & (rows[None] <= box[:, 3:4])
+    inside_cols = (cols[None] >= box[:, 0:1]) & (cols[None] <= box[:, 2:3])
+    inside = inside_rows[:, :, None] & inside_cols[:, None, :]
+    return (1.0 + (weight - 1.0) * inside.float())[:, None]
 
 
 @torch.no_grad()
@@ -152,15 +156,47 @@ class AutoencoderModel(nn.Module):
 
     Loss: L1 between the photo and its reconstruction from a sampled latent, plus a small KL
     term that keeps the latent space smooth (no perceptual or adversarial loss).
+    `decoder_only`: the encoder is frozen and the decoder learns to rebuild photos from the
+    posterior means, the latents a U-Net trained on this VAE produces; the latent space stays
+    the same, so such a U-Net stays valid (as Stable Diffusion's fine-tuned decoders). The L1
+    counts `face_loss_weight` times inside the face box.
     """
 
-    def __init__(self, vae: nn.Module, kl_weight: float) -> None:
+    def __init__(
+        self,
+        vae: nn.Module,
+        kl_weight: float,
+        decoder_only: bool = False,
+        face_loss_weight: float = 1.0,
+        frozen: dict | None = None,
+    ) -> None:
         super().__init__()
         self.vae = vae
         self.kl_weight = kl_weight
+        self.decoder_only = decoder_only
+        self.face_loss_weight = face_loss_weight
+        self.frozen = frozen or {}  # a plain dict: the optional latent cache, never saved
+        if decoder_only:
+            for part in (vae.encoder, vae.quant_conv):
+                if part is not None:
+                    part.requires_grad_(False)
 
     def forward(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         images = batch["image"].to(self.vae.dtype)
+        if self.decoder_only:
+            with torch.no_grad():
+                if "latents" in self.frozen:
+                    cached = self.frozen["latents"][batch["index"].cpu()].to(images.device)
+                    latents = cached / self.vae.config.scaling_factor
+                else:
+                    latents = self.vae.encode(images).latent_dist.mean
+            reconstruction = self.vae.decode(latents).sample
+            error = (reconstruction.float() - images.float()).abs()
+            if self.face_loss_weight != 1.0:
+                error = error * face_box_weights(
+                    batch["face_box"], error.shape[-2:], images.shape[-1], self.face_loss_weight
+                ).to(error.device)
+            return error.mean()
         posterior = self.vae.encode(images).latent_dist
         noise = torch.randn(posterior.mean.shape, generator=generator).to(posterior.mean)
         reconstruction = self.vae.decode(posterior.mean + posterior.std * noise).sample
@@ -263,8 +299,13 @@ def train(
     noise_scheduler = DDPMScheduler(
         num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
     )
-    if opt.target == "autoencoder":
-        model = AutoencoderModel(vae, opt.kl_weight)
+    if opt.target in ("autoencoder", "decoder"):
+        model = AutoencoderModel(
+            vae,
+            opt.kl_weight,
+            decoder_only=opt.target == "decoder",
+            face_loss_weight=opt.face_loss_weight if opt.target == "decoder" else 1.0,
+        )
     else:
         vae.requires_grad_(False).eval().to(accelerator.device)
         if not opt.train_style_encoder:
@@ -293,7 +334,7 @@ def train(
         raise FaceStudioError(
             f"data resolution {dataset.resolution} must be a multiple of {pipeline.vae_scale_factor}"
         )
-    if opt.cache_latents and opt.target == "diffusion":
+    if opt.cache_latents and opt.target in ("diffusion", "decoder"):
         # Each process encodes the whole set: the VAE is frozen, so every rank gets the same table.
         model.frozen["latents"] = encode_dataset(vae, dataset)
     loader = torch.utils.data.DataLoader(
@@ -373,7 +414,7 @@ def train(
             if config.validation.every_steps and (
                 step % config.validation.every_steps == 0 or step == opt.max_steps
             ):
-                validate = _validate_autoencoder if opt.target == "autoencoder" else _validate
+                validate = _validate if opt.target == "diffusion" else _validate_autoencoder
                 validate(accelerator, pipeline, model, ema, parameters, dataset, config, step, out)
             if on_step is not None:
                 on_step(step, last_loss)
