@@ -87,8 +87,9 @@ def test_eval_runs_end_to_end(tiny_pipeline, tiny_pipeline_folder, definition, t
     assert "two real photos (ceiling)" in (out / "results.md").read_text()
     ceilings = summary["resolution_ceilings"]  # the photo as a portrait at the model's size
     assert ceilings["size"] == tiny_pipeline.unet.config.sample_size * tiny_pipeline.vae_scale_factor
-    assert 0.0 <= ceilings["portrait_through_autoencoder"] <= 1.0
-    assert 0.0 <= ceilings["portrait"] <= 1.0
+    # A real 64-px portrait still looks like the person; a random autoencoder destroys it.
+    assert ceilings["portrait"] > 0.2
+    assert ceilings["portrait_through_autoencoder"] < ceilings["portrait"] / 2
     assert "through the model's autoencoder" in (out / "results.md").read_text()
 
 

@@ -22,10 +22,12 @@ import torch
 from PIL import Image
 from scipy import stats
 
+from facestudio.data.prepare import PrepareConfig
 from facestudio.errors import FaceStudioError
 from facestudio.evaluation.face_scoring import FaceScorer
 from facestudio.faces.alignment import portrait_template, warp_to_template
 from facestudio.images import load_image
+from facestudio.pipeline.pipeline import to_pixels
 
 ABLATIONS = ("identity", "no_identity", "impostor")
 
@@ -317,12 +319,12 @@ def _ceiling(definition, scorer, references) -> list[float]:
 
 
 @torch.no_grad()
-def _resolution_ceilings(pipeline, definition, scorer, references, face_fraction=0.5) -> dict:
+def _resolution_ceilings(pipeline, definition, scorer, references) -> dict:
     """What a model of this size could reach: each conditioning photo as a face-centred portrait
-    at the model's output size (the face `face_fraction` of it, as `facestudio prepare` frames
-    training photos), scored as is and after a round trip through the model's autoencoder."""
+    at the model's output size (framed as `facestudio prepare` frames training photos), scored
+    as is and after a round trip through the model's autoencoder."""
     size = pipeline.unet.config.sample_size * pipeline.vae_scale_factor
-    template = portrait_template(size, face_fraction)
+    template = portrait_template(size, PrepareConfig().face_fraction)
     vae = pipeline.vae
     portrait_scores, autoencoder_scores = [], []
     for case in definition.identities:
@@ -330,10 +332,10 @@ def _resolution_ceilings(pipeline, definition, scorer, references, face_fraction
             image = load_image(photo)
             face = pipeline.face_analyzer.identity(image).face
             portrait = warp_to_template(image, face.landmarks, template, size)
-            pixels = torch.from_numpy(portrait).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-            latents = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mean
-            rebuilt = vae.decode(latents).sample.clamp(-1, 1)[0].float().cpu()
-            rebuilt = ((rebuilt.permute(1, 2, 0).numpy() + 1.0) * 127.5).round().astype(np.uint8)
+            pixels = to_pixels(portrait, size, size).to(vae.device, vae.dtype)
+            latents = vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor
+            # The pipeline's own decoding, so the round trip ends exactly as a generation does.
+            rebuilt = pipeline._decode(latents, "np")[0]
             portrait_scores.append(scorer.score(portrait, [references[case.name]]).similarity)
             autoencoder_scores.append(scorer.score(rebuilt, [references[case.name]]).similarity)
     return {

@@ -8,9 +8,10 @@ and null embeddings for style and face that classifier-free guidance uses.
 
 The face embedding is standardised (`face_mean`, `face_std`, buffers saved with the weights)
 before the Linear: a recogniser's unit-norm embeddings of different people differ by only
-~0.04 per dimension around a large shared mean, so unstandardised the identity part of the
-Linear learns ~25x slower under Adam than the style part. `set_face_statistics` sets them
-without changing the module's output.
+~0.04 per dimension around a large shared mean, and Adam moves each weight by about the
+learning rate whatever its input's scale, so unstandardised the identity part of the tokens
+learns far more slowly than the style part. `set_face_statistics` sets them without changing
+the module's output.
 """
 
 from __future__ import annotations

@@ -454,7 +454,7 @@ class FaceStudioPipeline(DiffusionPipeline):
         timesteps = timesteps[start:]
         if hasattr(self.scheduler, "set_begin_index"):
             self.scheduler.set_begin_index(start)
-        pixels = _to_pixels(image, width, height).to(device=device, dtype=self.vae.dtype)
+        pixels = to_pixels(image, width, height).to(device=device, dtype=self.vae.dtype)
         encoded = self.vae.encode(pixels).latent_dist.mean * self.vae.config.scaling_factor
         encoded = encoded.expand(batch, -1, -1, -1).to(dtype)
         return self.scheduler.add_noise(encoded, noise, timesteps[:1].repeat(batch)), timesteps
@@ -496,7 +496,8 @@ def _generators(seed, generator, batch) -> tuple[list[int | None], list[torch.Ge
     return seeds, [torch.Generator().manual_seed(s) for s in seeds]
 
 
-def _to_pixels(image, width: int, height: int) -> torch.Tensor:
+def to_pixels(image, width: int, height: int) -> torch.Tensor:
+    """A PIL image or RGB array resized to (width, height) as a (1, 3, H, W) batch in [-1, 1]."""
     picture = (
         image.convert("RGB")
         if isinstance(image, Image.Image)

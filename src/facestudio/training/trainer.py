@@ -104,6 +104,7 @@ class TrainableModel(nn.Module):
             per_sample = per_sample * snr.clamp(max=self.snr_gamma) / snr
         return per_sample.mean()
 
+
 def face_box_weights(
     boxes: torch.Tensor, size: tuple[int, int], image_size: int, weight: float
 ) -> torch.Tensor:
@@ -168,14 +169,13 @@ class AutoencoderModel(nn.Module):
         kl_weight: float,
         decoder_only: bool = False,
         face_loss_weight: float = 1.0,
-        frozen: dict | None = None,
     ) -> None:
         super().__init__()
         self.vae = vae
         self.kl_weight = kl_weight
         self.decoder_only = decoder_only
         self.face_loss_weight = face_loss_weight
-        self.frozen = frozen or {}  # a plain dict: the optional latent cache, never saved
+        self.frozen: dict = {}  # a plain dict: the optional latent cache, never saved
         if decoder_only:
             for part in (vae.encoder, vae.quant_conv):
                 if part is not None:
@@ -186,11 +186,10 @@ class AutoencoderModel(nn.Module):
         if self.decoder_only:
             with torch.no_grad():
                 if "latents" in self.frozen:
-                    cached = self.frozen["latents"][batch["index"].cpu()].to(images.device)
-                    latents = cached / self.vae.config.scaling_factor
+                    latents = self.frozen["latents"][batch["index"].cpu()].to(images.device)
                 else:
-                    latents = self.vae.encode(images).latent_dist.mean
-            reconstruction = self.vae.decode(latents).sample
+                    latents = encode_latents(self.vae, images)
+            reconstruction = self.vae.decode(latents / self.vae.config.scaling_factor).sample
             error = (reconstruction.float() - images.float()).abs()
             if self.face_loss_weight != 1.0:
                 error = error * face_box_weights(
@@ -550,9 +549,8 @@ def _validate(accelerator, pipeline, model, ema, parameters, dataset, config, st
 
 def _log_identity_gap(accelerator, model, dataset, step: int, folder: Path) -> None:
     """Append `identity_gap` on a fixed spread of samples (different people) to identity_gap.csv."""
-    spread = range(0, len(dataset), max(1, len(dataset) // 256))
+    spread = range(0, len(dataset), max(1, len(dataset) // 128))
     samples = [sample for sample in map(dataset.__getitem__, spread) if bool(sample["has_face"])]
-    samples = samples[:128]
     if len(samples) < 2:
         return
     batch = {
@@ -560,14 +558,15 @@ def _log_identity_gap(accelerator, model, dataset, step: int, folder: Path) -> N
         for key, value in torch.utils.data.default_collate(samples).items()
     }
     own, swapped = identity_gap(model, batch)
+    gap = (swapped - own) / swapped
     path = folder / "identity_gap.csv"
     fresh = not path.exists()
     with open(path, "a", newline="") as handle:
         writer = csv.writer(handle)
         if fresh:
             writer.writerow(["step", "loss_own_face", "loss_swapped_face", "relative_gap"])
-        writer.writerow([step, f"{own:.6f}", f"{swapped:.6f}", f"{(swapped - own) / swapped:.4f}"])
-    accelerator.print(f"step {step}: identity gap {(swapped - own) / swapped:+.2%}")
+        writer.writerow([step, f"{own:.6f}", f"{swapped:.6f}", f"{gap:.4f}"])
+    accelerator.print(f"step {step}: identity gap {gap:+.2%}")
 
 
 @torch.no_grad()
