@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 from diffusers import AutoencoderKL
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from transfer import copy_as_fp16  # beside this script
 
 from facestudio.pipeline import FaceStudioPipeline
 
@@ -29,7 +29,9 @@ def main() -> None:
     parser.add_argument("exported", help="pipeline folder from `facestudio export`")
     parser.add_argument("package_folder", help="where the bundled model goes")
     parser.add_argument("--force", action="store_true", help="replace the folder's weights")
-    parser.add_argument("--vae", help="export whose vae/ replaces the exported one's (same encoder)")
+    parser.add_argument(
+        "--vae", help="export whose vae/ replaces the exported one's (same encoder)"
+    )
     args = parser.parse_args()
     source, dest = Path(args.exported), Path(args.package_folder)
     if dest.exists() and any(dest.glob("*/*.safetensors")) and not args.force:
@@ -42,16 +44,7 @@ def main() -> None:
         files.update(
             {p.relative_to(vae_source): p for p in (vae_source / "vae").rglob("*") if p.is_file()}
         )
-    for relative, path in sorted(files.items()):
-        target = dest / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix == ".safetensors":
-            tensors = {
-                k: v.half() if v.is_floating_point() else v for k, v in load_file(path).items()
-            }
-            save_file(tensors, target, metadata={"format": "pt"})
-        else:
-            shutil.copyfile(path, target)
+    copy_as_fp16(files, dest)
 
     full, half = (
         FaceStudioPipeline.from_pretrained(source),
@@ -82,7 +75,9 @@ def _check_same_latent_space(vae: Path, other: Path) -> None:
     same_encoder = all(torch.equal(first[k], second[k]) for k in encoder)
     scale = [json.loads((v / "config.json").read_text())["scaling_factor"] for v in (vae, other)]
     if not same_encoder or scale[0] != scale[1]:
-        raise SystemExit(f"'{other}' has another latent space than '{vae}'; give a decoder fine-tune of it")
+        raise SystemExit(
+            f"'{other}' has another latent space than '{vae}'; give a decoder fine-tune of it"
+        )
 
 
 if __name__ == "__main__":

@@ -203,11 +203,11 @@ def prepare_sample(
         "photo_size": [int(image.shape[1]), int(image.shape[0])],
     }
     return {
-        "image.jpg": _jpeg(portrait, config.jpeg_quality),
-        "style.jpg": _jpeg(style, config.jpeg_quality),
+        "image.jpg": jpeg_bytes(portrait, config.jpeg_quality),
+        "style.jpg": jpeg_bytes(style, config.jpeg_quality),
         "face.png": _png(align_arcface(image, face.landmarks)),
         "mask.png": _png((mask * 255).astype(np.uint8)),
-        "embedding.npy": _npy(identity.embedding),
+        "embedding.npy": npy_bytes(identity.embedding),
         "json": json.dumps(meta).encode(),
     }
 
@@ -222,8 +222,8 @@ def _faceless_sample(item, image, size, config) -> dict[str, bytes]:
     )
     meta = {"source": item.key, "face_present": False, "photo_size": [int(width), int(height)]}
     return {
-        "image.jpg": _jpeg(square, config.jpeg_quality),
-        "style.jpg": _jpeg(square, config.jpeg_quality),
+        "image.jpg": jpeg_bytes(square, config.jpeg_quality),
+        "style.jpg": jpeg_bytes(square, config.jpeg_quality),
         "mask.png": _png(np.zeros((size, size), np.uint8)),
         "json": json.dumps(meta).encode(),
     }
@@ -249,7 +249,8 @@ def _transform_face(face: Face, matrix: np.ndarray, size: int) -> Face:
     )
 
 
-def _jpeg(array: np.ndarray, quality: int) -> bytes:
+def jpeg_bytes(array: np.ndarray, quality: int) -> bytes:
+    """An RGB array as a prepared sample stores it (JPEG)."""
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
@@ -261,7 +262,8 @@ def _png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _npy(vector: np.ndarray) -> bytes:
+def npy_bytes(vector: np.ndarray) -> bytes:
+    """An identity embedding as a prepared sample stores it (float32 .npy)."""
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(vector, np.float32), allow_pickle=False)
     return buffer.getvalue()

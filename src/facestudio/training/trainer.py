@@ -96,7 +96,10 @@ class TrainableModel(nn.Module):
         error = F.mse_loss(predicted.float(), noise.float(), reduction="none")
         if self.face_loss_weight != 1.0:
             error = error * face_box_weights(
-                batch["face_box"], latents.shape[-2:], batch["image"].shape[-1], self.face_loss_weight
+                batch["face_box"],
+                latents.shape[-2:],
+                batch["image"].shape[-1],
+                self.face_loss_weight,
             ).to(error.device)
         per_sample = error.mean((1, 2, 3))
         if self.snr_gamma > 0:
@@ -335,6 +338,8 @@ def train(
         )
     if opt.cache_latents and opt.target in ("diffusion", "decoder"):
         # Each process encodes the whole set: the VAE is frozen, so every rank gets the same table.
+        # On the accelerator, which the decoder target's VAE only reaches in prepare() below.
+        vae.to(accelerator.device)
         model.frozen["latents"] = encode_dataset(vae, dataset)
     loader = torch.utils.data.DataLoader(
         dataset,
