@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facestudio.errors import FaceStudioError
 from facestudio.interfaces.cli import main
 from facestudio.interfaces.example_photo import EXAMPLE_NAME
 from tests.conftest import shared_file
@@ -172,8 +173,13 @@ def test_model_problems_are_one_line_errors(tmp_path, capsys):
         )
         err = capsys.readouterr().err
         assert code == 2 and _one_error_line(err, message)
-    code = main(["generate", "--face", str(shared_file(FACE)), "-o", str(tmp_path / "o.png")])
-    assert code == 2 and "--model" in capsys.readouterr().err
+
+
+def test_an_install_without_the_bundled_model_asks_for_one(tmp_path):
+    from facestudio.interfaces.generate_command import default_model
+
+    with pytest.raises(FaceStudioError, match="give --model"):
+        default_model(tmp_path / "bundled_model")
 
 
 def test_a_prompt_for_a_model_without_text_asks_for_a_style_image(tmp_path, capsys):

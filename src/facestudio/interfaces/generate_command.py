@@ -183,9 +183,11 @@ def png_text(metadata: dict, model: str) -> dict[str, str]:
     }
 
 
-def default_model() -> str:
+BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "bundled_model"
+
+
+def default_model(folder: Path = BUNDLED_MODEL) -> str:
     """The small model that ships in the package (see its README.md model card)."""
-    folder = Path(__file__).resolve().parent.parent / "bundled_model"
     if not (folder / "model_index.json").is_file():
         raise FaceStudioError(
             f"no bundled model in '{folder}'; give --model with a FaceStudio pipeline folder"
