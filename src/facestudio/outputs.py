@@ -37,10 +37,18 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        # mkstemp makes the file private (0600); a result gets the mode any new file would.
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it; restored at once
+    os.umask(mask)
+    return mask
 
 
 def encode_png(image: Image.Image, text: dict[str, str] | None = None) -> bytes:

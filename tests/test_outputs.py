@@ -1,0 +1,29 @@
+"""facestudio.outputs: results are written whole, never over a user's file, readable as usual."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from facestudio.errors import FaceStudioError
+from facestudio.outputs import check_output_path, write_bytes_atomic
+
+
+def test_a_written_file_gets_the_usual_mode_and_no_temporary_is_left(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        write_bytes_atomic(tmp_path / "out.png", b"data")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "out.png").read_bytes() == b"data"
+    assert stat.S_IMODE((tmp_path / "out.png").stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_an_existing_file_is_refused_unless_forced(tmp_path):
+    (tmp_path / "mine.png").write_bytes(b"user's")
+    with pytest.raises(FaceStudioError, match="--force"):
+        check_output_path(tmp_path / "mine.png", force=False)
+    assert check_output_path(tmp_path / "mine.png", force=True) == tmp_path / "mine.png"
