@@ -6,7 +6,7 @@ in as few bytes as the training needs.
     python recipes/bundled_model/transfer.py fp16 RUN/diffusion-exported PACK/model
 
 `pack-data` keeps what training reads: the portrait JPEG bytes, identity embeddings and sample
-metadata (about a sixth of a `facestudio prepare` folder: no ArcFace crops or person masks).
+metadata (about a ninth of a `facestudio prepare` folder: no ArcFace crops or person masks).
 `restore-data` rebuilds shards `facestudio train` reads, the style input masked again from
 the portrait as `prepare` masks it; portraits, embeddings and metadata come back bit-exact.
 `fp16` copies a pipeline folder with its weights stored in fp16 (they load as fp32).
@@ -32,7 +32,7 @@ from facestudio.faces.regions import mask_faces
 
 
 def pack_data(prepared: Path, dest: Path) -> None:
-    """Portraits, embeddings and metadata of a prepared folder, in three files."""
+    """Portraits, embeddings and metadata of a prepared folder, with its index.json."""
     index = json.loads((prepared / "index.json").read_text())
     dim = index.get("embedding_dim", 128)
     dest.mkdir(parents=True, exist_ok=True)
