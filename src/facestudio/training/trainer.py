@@ -68,10 +68,7 @@ class TrainableModel(nn.Module):
     def forward(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         vae = self.frozen["vae"]
         with torch.no_grad():
-            if "latents" in self.frozen:
-                latents = self.frozen["latents"][batch["index"].cpu()].to(batch["image"].device)
-            else:
-                latents = encode_latents(vae, batch["image"])
+            latents = batch_latents(vae, batch, self.frozen.get("latents"))
             if self.style_encoder is None:
                 style = self.frozen["style_encoder"].embed_pixels(batch["style_pixels"])
         if self.style_encoder is not None:
@@ -148,6 +145,13 @@ def encode_latents(vae: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return vae.encode(images).latent_dist.mean * vae.config.scaling_factor
 
 
+def batch_latents(vae: nn.Module, batch: dict, cache: torch.Tensor | None) -> torch.Tensor:
+    """A batch's latents: looked up in `cache` (`encode_dataset`) by sample index, or encoded."""
+    if cache is not None:
+        return cache[batch["index"].cpu()].to(batch["image"].device)
+    return encode_latents(vae, batch["image"])
+
+
 @torch.no_grad()
 def encode_dataset(vae: nn.Module, dataset, batch_size: int = 64) -> torch.Tensor:
     """Every training image's latent (`encode_latents`), in dataset order."""
@@ -188,10 +192,7 @@ class AutoencoderModel(nn.Module):
         images = batch["image"].to(self.vae.dtype)
         if self.decoder_only:
             with torch.no_grad():
-                if "latents" in self.frozen:
-                    latents = self.frozen["latents"][batch["index"].cpu()].to(images.device)
-                else:
-                    latents = encode_latents(self.vae, images)
+                latents = batch_latents(self.vae, batch, self.frozen.get("latents"))
             reconstruction = self.vae.decode(latents / self.vae.config.scaling_factor).sample
             error = (reconstruction.float() - images.float()).abs()
             if self.face_loss_weight != 1.0:
