@@ -19,8 +19,11 @@ YUNET = SHARED / "models/face_detection_yunet_2026may.onnx"
 MOBILEFACENET = SHARED / "models/mobilefacenet.onnx"
 
 
-def launch_two_cpu_processes(args: list[str], port: int, env: dict | None = None):
-    """Run `facestudio ARGS` as two synchronised CPU processes (gloo) under accelerate."""
+def launch_two_cpu_processes(
+    args: list[str], port: int, env: dict | None = None, script: str | None = None
+):
+    """Run `facestudio ARGS` (or `python SCRIPT ARGS`) as two synchronised CPU processes (gloo)
+    under accelerate."""
     import subprocess
     import sys
 
@@ -41,8 +44,7 @@ def launch_two_cpu_processes(args: list[str], port: int, env: dict | None = None
             "no",
             "--dynamo_backend",
             "no",
-            "-m",
-            "facestudio.interfaces.cli",
+            *(["-m", "facestudio.interfaces.cli"] if script is None else [script]),
             *args,
         ],
         capture_output=True,

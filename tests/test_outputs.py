@@ -27,3 +27,17 @@ def test_an_existing_file_is_refused_unless_forced(tmp_path):
     with pytest.raises(FaceStudioError, match="--force"):
         check_output_path(tmp_path / "mine.png", force=False)
     assert check_output_path(tmp_path / "mine.png", force=True) == tmp_path / "mine.png"
+
+
+def test_an_output_folder_must_be_a_folder_and_may_be_required_empty(tmp_path):
+    from facestudio.outputs import check_output_folder
+
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(FaceStudioError, match="is a regular file, not a folder"):
+        check_output_folder(tmp_path / "file")
+    assert check_output_folder(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()  # nothing is created by the check
+    with pytest.raises(FaceStudioError, match="not empty"):
+        check_output_folder(tmp_path, empty=True)
+    with pytest.raises(FaceStudioError, match="not a folder"):
+        check_output_folder(tmp_path / "file" / "below")

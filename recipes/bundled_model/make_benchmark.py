@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facestudio.training.dataset import ReconstructionDataset
+from facestudio.data.dataset import ReconstructionDataset
 
 
 def main() -> None:
@@ -38,10 +38,7 @@ def main() -> None:
     dataset = ReconstructionDataset(args.prepared)
     rng = np.random.default_rng(args.seed)
     picks = [int(i) for i in rng.choice(len(dataset), size=args.styles + 2, replace=False)]
-    portraits = []
-    for index in picks:
-        pixels = dataset[index]["style_pixels"].permute(1, 2, 0).numpy()
-        portraits.append(Image.fromarray((pixels * 255).round().astype(np.uint8)))
+    portraits = [Image.fromarray(dataset.sample(index).style) for index in picks]
 
     out = Path(args.out)
     (out / "styles").mkdir(parents=True, exist_ok=True)

@@ -27,35 +27,35 @@ import numpy as np
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from facestudio.data.prepare import PrepareConfig, jpeg_bytes, npy_bytes
+from facestudio.data import samples
+from facestudio.data.prepare import PrepareConfig
 from facestudio.faces.regions import mask_faces
+
+PACKED = (samples.IMAGE, samples.EMBEDDING, samples.META)
+"""The members a pack keeps; the style input is masked again from the portrait."""
 
 
 def pack_data(prepared: Path, dest: Path) -> None:
     """Portraits, embeddings and metadata of a prepared folder, with its index.json."""
-    index = json.loads((prepared / "index.json").read_text())
-    dim = index.get("embedding_dim", 128)
+    index = samples.read_index(prepared)
+    dim = index.get("embedding_dim") or 128
     dest.mkdir(parents=True, exist_ok=True)
     offsets, embeddings, has_embedding, keys = [0], [], [], []
     with open(dest / "images.bin", "wb") as images, gzip.open(dest / "meta.jsonl.gz", "wb") as meta:
         for shard in index["shards"]:
-            with tarfile.open(prepared / shard["name"]) as archive:
-                members: dict[str, dict[str, bytes]] = {}
-                for member in archive.getmembers():
-                    key, _, suffix = member.name.partition(".")
-                    if suffix in ("image.jpg", "embedding.npy", "json"):
-                        members.setdefault(key, {})[suffix] = archive.extractfile(member).read()
-            for key in sorted(members):  # the order ReconstructionDataset reads
-                files = members[key]
-                images.write(files["image.jpg"])
-                offsets.append(offsets[-1] + len(files["image.jpg"]))
-                has_embedding.append("embedding.npy" in files)
-                embeddings.append(
-                    np.load(io.BytesIO(files["embedding.npy"]), allow_pickle=False)
-                    if "embedding.npy" in files
-                    else np.zeros(dim, np.float32)
+            path = prepared / shard["name"]
+            for key, where in samples.shard_members(path).items():  # the order training reads
+                files = samples.read_members(path, where, PACKED)
+                sample = samples.decode_sample(
+                    {k: v for k, v in files.items() if k != samples.IMAGE}
                 )
-                meta.write(files["json"] + b"\n")
+                images.write(files[samples.IMAGE])  # the JPEG bytes, kept bit-exact
+                offsets.append(offsets[-1] + len(files[samples.IMAGE]))
+                has_embedding.append(sample.has_face)
+                embeddings.append(
+                    sample.embedding if sample.has_face else np.zeros(dim, np.float32)
+                )
+                meta.write(json.dumps(sample.meta).encode() + b"\n")
                 keys.append(key)
     np.savez(
         dest / "samples.npz",
@@ -64,12 +64,12 @@ def pack_data(prepared: Path, dest: Path) -> None:
         has_embedding=np.asarray(has_embedding),
         keys=np.asarray(keys),
     )
-    shutil.copyfile(prepared / "index.json", dest / "index.json")
+    shutil.copyfile(prepared / samples.INDEX, dest / samples.INDEX)
 
 
 def restore_data(pack: Path, dest: Path, workers: int = 8) -> None:
     """Shards `facestudio train` reads, rebuilt from `pack_data`'s files."""
-    index = json.loads((pack / "index.json").read_text())
+    index = json.loads((pack / samples.INDEX).read_text())
     arrays = np.load(pack / "samples.npz", allow_pickle=False)
     with gzip.open(pack / "meta.jsonl.gz", "rb") as handle:
         metas = handle.read().splitlines()
@@ -84,7 +84,7 @@ def restore_data(pack: Path, dest: Path, workers: int = 8) -> None:
         start += shard["samples"]
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(_restore_shard, jobs))
-    (dest / "index.json").write_text(json.dumps(index, indent=2))
+    (dest / samples.INDEX).write_text(json.dumps(index, indent=2))
 
 
 def _restore_shard(job: tuple) -> None:
@@ -101,22 +101,17 @@ def _restore_shard(job: tuple) -> None:
         blob = handle.read(int(offsets[stop] - offsets[start]))
     temporary = target.with_suffix(".tmp")
     with tarfile.open(temporary, "w") as archive:
-        for i, meta in zip(range(start, stop), metas, strict=True):
+        for i, line in zip(range(start, stop), metas, strict=True):
             image = blob[int(offsets[i] - offsets[start]) : int(offsets[i + 1] - offsets[start])]
-            box = json.loads(meta).get("box")
-            if box is None:  # a faceless sample: the style input is the portrait itself
-                style = image
-            else:
+            meta = json.loads(line)
+            style = image  # a faceless sample: the style input is the portrait itself
+            if "box" in meta:
                 pixels = np.asarray(Image.open(io.BytesIO(image)).convert("RGB"))
-                style = jpeg_bytes(mask_faces(pixels, [box], config.mask_grow), config.jpeg_quality)
-            files = {"image.jpg": image, "style.jpg": style}
-            if arrays["has_embedding"][i]:
-                files["embedding.npy"] = npy_bytes(arrays["embeddings"][i])
-            files["json"] = meta
-            for suffix, data in files.items():
-                info = tarfile.TarInfo(f"{arrays['keys'][i]}.{suffix}")
-                info.size = len(data)
-                archive.addfile(info, io.BytesIO(data))
+                style = mask_faces(pixels, [meta["box"]], config.mask_grow)
+            embedding = arrays["embeddings"][i] if arrays["has_embedding"][i] else None
+            sample = samples.PreparedSample(image, style, meta, embedding)
+            files = samples.encode_sample(sample, config.jpeg_quality)
+            samples.add_sample(archive, str(arrays["keys"][i]), files)
     temporary.rename(target)
 
 

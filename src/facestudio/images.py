@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facestudio.errors import ImageLoadError
+from facestudio.files import kind_of
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,8 @@ class ImageLoadConfig:
     """Limits for images read from disk.
 
     `max_pixels` guards against decompression bombs (a small file that decodes to gigabytes);
-    it is checked from the header, before any pixel is decoded.
+    it is checked from the header, before any pixel is decoded. It also bounds the bytes of a
+    file that are read at all (`max_file_bytes`). Only regular files are read.
     """
 
     max_pixels: int = 64_000_000
@@ -42,22 +45,90 @@ def load_image(
         name = name or "<bytes>"
         if not source:
             raise ImageLoadError(f"cannot read '{name}': the file is empty (0 bytes)")
-        opener = io.BytesIO(source)
+        opener: BinaryIO = io.BytesIO(source)
     else:
-        path = Path(source)
-        name = name or str(path)
-        if not path.exists():
-            raise ImageLoadError(f"cannot read '{name}': no such file")
-        if path.is_dir():
-            raise ImageLoadError(f"cannot read '{name}': it is a folder, not an image file")
-        if path.stat().st_size == 0:
-            raise ImageLoadError(f"cannot read '{name}': the file is empty (0 bytes)")
-        opener = path
+        name = name or str(source)
+        opener = open_image_file(source, config, name)
+    with opener:
+        return _decode(opener, name, config)
+
+
+def max_file_bytes(config: ImageLoadConfig) -> int:
+    """The largest image file read: 4 bytes per allowed pixel (256 MB at the default 64 MP),
+    room for an uncompressed RGBA image at the pixel limit. Checked from the file's size (or a
+    tar member's header) before a byte is read."""
+    return 4 * config.max_pixels
+
+
+def open_image_file(
+    path: str | os.PathLike, config: ImageLoadConfig | None = None, name: str | None = None
+) -> BinaryIO:
+    """`path` opened for reading if it is a non-empty regular file within `max_file_bytes`.
+
+    A FIFO, device, socket or folder is refused by what it is, before it is opened (opening
+    some devices acts on them, and reading a FIFO or /dev/zero never ends); the kind is checked
+    again on the open file, which is opened non-blocking so that a swapped-in FIFO cannot hang.
+    """
+    config = config or ImageLoadConfig()
+    name = name or str(path)
+    try:
+        _check_image_file(os.stat(path).st_mode, 1, name, config)
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except (FileNotFoundError, NotADirectoryError):
+        raise ImageLoadError(f"cannot read '{name}': no such file") from None
+    except OSError as exc:
+        raise ImageLoadError(f"cannot read '{name}': {exc.strerror or exc}") from None
+    try:
+        state = os.fstat(handle)
+        _check_image_file(state.st_mode, state.st_size, name, config)
+        return os.fdopen(handle, "rb")
+    except BaseException:
+        os.close(handle)
+        raise
+
+
+def check_image_file(
+    path: str | os.PathLike, config: ImageLoadConfig | None = None, name: str | None = None
+) -> None:
+    """Raise the `open_image_file` error for `path` now, before slow work (models loading)."""
+    open_image_file(path, config, name).close()
+
+
+def read_image_file(
+    path: str | os.PathLike, config: ImageLoadConfig | None = None, name: str | None = None
+) -> bytes:
+    """The bytes of an image file, with the checks of `open_image_file`."""
+    config = config or ImageLoadConfig()
+    name = name or str(path)
+    limit = max_file_bytes(config)
+    with open_image_file(path, config, name) as file:
+        size = os.fstat(file.fileno()).st_size
+        data = file.read(size + 1)  # sized by the file: no limit-sized buffer per call
+        if len(data) > size:  # it grew since: read on, up to the limit
+            data += file.read(limit + 1 - len(data))
+    _check_image_file(stat.S_IFREG, len(data), name, config)  # it may have changed meanwhile
+    return data
+
+
+def _check_image_file(mode: int, size: int, name: str, config: ImageLoadConfig) -> None:
+    if not stat.S_ISREG(mode):
+        raise ImageLoadError(f"cannot read '{name}': it is {kind_of(mode)}, not an image file")
+    if size == 0:
+        raise ImageLoadError(f"cannot read '{name}': the file is empty (0 bytes)")
+    if size > max_file_bytes(config):
+        raise ImageLoadError(
+            f"cannot read '{name}': the file is {size / 1e6:.0f} MB, over the "
+            f"{max_file_bytes(config) / 1e6:.0f} MB limit for one image; downscale or "
+            "re-encode it"
+        )
+
+
+def _decode(file: BinaryIO, name: str, config: ImageLoadConfig) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             # Our own pixel limit below replaces PIL's bomb warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(opener)
+            image = Image.open(file)
     except UnidentifiedImageError:
         raise ImageLoadError(
             f"cannot read '{name}': not an image format this program reads (use JPEG or PNG)"

@@ -15,6 +15,7 @@ from facestudio.interfaces.cli import main
 from facestudio.interfaces.example_photo import example_photo
 from facestudio.interfaces.generate_command import default_model
 from facestudio.pipeline import FaceStudioPipeline
+from facestudio.pipeline.generic_loading import SHIM_SOURCE
 
 FOLDER = Path(default_model())
 
@@ -29,7 +30,10 @@ def bundled():
 def test_weights_are_safetensors_within_60_mb_with_a_model_card():
     files = [p for p in FOLDER.rglob("*") if p.is_file()]
     weights = [p for p in files if p.suffix == ".safetensors"]
-    assert {p.suffix for p in files} <= {".safetensors", ".json", ".md", ".txt"}
+    assert {p.suffix for p in files} <= {".safetensors", ".json", ".md", ".txt", ".py"}
+    # The one Python file only re-exports the class for diffusers' generic loader.
+    assert [p.name for p in files if p.suffix == ".py"] == ["facestudio_pipeline.py"]
+    assert (FOLDER / "facestudio_pipeline.py").read_text() == SHIM_SOURCE
     assert len(weights) >= 4 and sum(p.stat().st_size for p in weights) <= 60 * 2**20
     card = (FOLDER / "README.md").read_text()
     for section in ("Training data", "Recipe", "Evaluation", "Limits", "Licence"):
@@ -64,4 +68,4 @@ def test_generate_uses_it_by_default(tmp_path, capsys, monkeypatch):
     assert code == 0, capsys.readouterr().err
     image = Image.open(out)
     assert image.size == (64, 64)
-    assert json.loads(image.info["facestudio"])["model"] == str(FOLDER)
+    assert json.loads(image.info["facestudio"])["model"] == "bundled"  # a name, not a path

@@ -86,7 +86,9 @@ def test_eval_runs_end_to_end(tiny_pipeline, tiny_pipeline_folder, definition, t
     assert Image.open(out / "grids" / "multi_person.png").size == (2 * 128, 64)  # 2 seeds
     assert "two real photos (ceiling)" in (out / "results.md").read_text()
     ceilings = summary["resolution_ceilings"]  # the photo as a portrait at the model's size
-    assert ceilings["size"] == tiny_pipeline.unet.config.sample_size * tiny_pipeline.vae_scale_factor
+    assert (
+        ceilings["size"] == tiny_pipeline.unet.config.sample_size * tiny_pipeline.vae_scale_factor
+    )
     # A real 64-px portrait still looks like the person; a random autoencoder destroys it.
     assert ceilings["portrait"] > 0.2
     assert ceilings["portrait_through_autoencoder"] < ceilings["portrait"] / 2
@@ -118,4 +120,45 @@ def test_eval_refuses_a_non_empty_folder_and_a_bad_definition(
         )
         == 2
     )
-    assert "unknown key(s) stesp" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown key" in err and "stesp" in err
+
+
+def test_default_scoring_models_do_not_depend_on_the_working_folder(tmp_path, monkeypatch):
+    from facestudio.interfaces import eval_command
+
+    shared_file("models/mobilefacenet.onnx")
+    monkeypatch.chdir(tmp_path)  # outside the checkout
+    monkeypatch.delenv(eval_command.MODELS_ENV, raising=False)
+    found = eval_command.scoring_model(None, eval_command.DEFAULT_RECOGNIZER, "--recognizer-model")
+    assert found == str(MOBILEFACENET)
+    copied = tmp_path / "models"
+    copied.mkdir()
+    (copied / eval_command.DEFAULT_RECOGNIZER).write_bytes(b"onnx")
+    monkeypatch.setenv(eval_command.MODELS_ENV, str(copied))
+    assert eval_command.scoring_model(
+        None, eval_command.DEFAULT_RECOGNIZER, "--recognizer-model"
+    ) == str(copied / eval_command.DEFAULT_RECOGNIZER)
+
+
+def test_without_scoring_models_one_line_names_the_flag(
+    tiny_pipeline_folder, definition, tmp_path, monkeypatch, capsys
+):
+    from facestudio.interfaces import eval_command
+
+    monkeypatch.setattr(eval_command, "CHECKOUT_MODELS", tmp_path / "nowhere")
+    monkeypatch.delenv(eval_command.MODELS_ENV, raising=False)
+    args = ["eval", "--model", str(tiny_pipeline_folder), "--benchmark", str(definition)]
+    assert main([*args, "--out", str(tmp_path / "r")]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "give --detector-model PATH.onnx" in errors[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_onnx_detector_prints_no_opencv_warning(capfd):
+    from facestudio.faces import FaceAnalyzer, FaceAnalyzerConfig, OnnxBackendConfig
+
+    onnx = OnnxBackendConfig(detector_model=str(YUNET), recognizer_model=str(MOBILEFACENET))
+    analyzer = FaceAnalyzer(FaceAnalyzerConfig(backend="onnx", onnx=onnx))
+    analyzer.analyze(str(shared_file("data/deepface/id04/img16.jpg")))
+    assert "WARN" not in capfd.readouterr().err

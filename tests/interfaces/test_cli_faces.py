@@ -234,11 +234,12 @@ def test_existing_output_is_not_overwritten_without_force(tmp_path, capsys):
     ("args", "message"),
     [
         ([], "give one or more IMAGE"),
-        (["--backend", "onnx", "x.jpg"], "needs a detector model"),
+        (["--backend", "onnx", "PHOTO"], "needs a detector model"),
         (["--draw", "a.png", "x.jpg", "y.jpg"], "--draw takes one image"),
     ],
 )
 def test_usage_mistakes_are_one_line_errors(args, message, capsys):
+    args = [str(shared_file(FACE_PHOTO)) if arg == "PHOTO" else arg for arg in args]
     code, _, err = run_cli(capsys, *args)
     assert code == 2 and message in err and err.count("\n") == 1
 

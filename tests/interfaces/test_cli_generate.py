@@ -54,7 +54,7 @@ def test_writes_a_png_that_says_it_is_generated_with_its_settings(
     settings = json.loads(image.info["facestudio"])
     assert settings["seed"] == 3 and settings["steps"] == 2 and settings["generated"] is True
     assert settings["people"][0]["sources"][0]["photo"] == "img16.jpg"
-    assert settings["model"] == str(tiny_pipeline_folder)
+    assert settings["model"] == tiny_pipeline_folder.name  # a name, never an absolute path
 
 
 def test_the_example_photo_is_person_one_and_named_in_the_metadata(
@@ -66,7 +66,7 @@ def test_the_example_photo_is_person_one_and_named_in_the_metadata(
     )
     assert code == 0, err
     settings = json.loads(Image.open(out).info["facestudio"])
-    assert settings["people"][0]["sources"] == [{"photo": EXAMPLE_NAME}]
+    assert [s["photo"] for s in settings["people"][0]["sources"]] == [EXAMPLE_NAME]
 
 
 def test_same_seed_same_png_pixels_and_several_images(tiny_pipeline_folder, tmp_path, capsys):
@@ -118,8 +118,8 @@ def test_existing_output_is_kept_without_force(tiny_pipeline_folder, tmp_path, c
     [
         (["--face", "WHITE"], "no face found"),
         (["--face", "missing.jpg"], "no such file"),
-        (["--face", "FACE", "--height", "60"], "multiples of 8"),
-        (["--face", "FACE", "--steps", "0"], "positive whole number"),
+        (["--face", "FACE", "--height", "60"], "not a multiple of"),
+        (["--face", "FACE", "--steps", "0"], "steps must be a whole number ≥ 1"),
         (
             [
                 "--face",
@@ -138,7 +138,7 @@ def test_existing_output_is_kept_without_force(tiny_pipeline_folder, tmp_path, c
             "outside the 64×64 canvas",
         ),
         (["--face", "FACE", "--person", "FACE", "--mix", "0", "0"], "all zero"),
-        (["--face", "FACE", "--mix", "-1"], "non-negative"),
+        (["--face", "FACE", "--mix", "-1"], "finite and ≥ 0"),
         (["--face", "FACE", "--regions", "left"], "is not 'auto'"),
         (["--face", "FACE", "--example"], "not both"),
         ([], "give at least one photo with --face PHOTO (or try --example)"),
@@ -201,3 +201,47 @@ def test_a_prompt_for_a_model_without_text_asks_for_a_style_image(tmp_path, caps
         str(tmp_path / "o.png"),
     )
     assert code == 2 and "give a style image" in err
+
+
+def test_several_images_are_numbered_printed_with_their_seeds_and_documented(
+    tiny_pipeline_folder, tmp_path, capsys
+):
+    out = tmp_path / "x.png"
+    code, stdout, err = generate(
+        capsys,
+        tiny_pipeline_folder,
+        "--face",
+        str(shared_file(FACE)),
+        "--num",
+        "3",
+        "--seed",
+        "5",
+        "-o",
+        str(out),
+    )
+    assert code == 0, err
+    written = [line for line in stdout.splitlines() if line.startswith("wrote ")]
+    assert written == [f"wrote {tmp_path / f'x-{i}.png'} (seed {5 + i})" for i in range(3)]
+    for i in range(3):
+        assert json.loads(Image.open(tmp_path / f"x-{i}.png").info["facestudio"])["seed"] == 5 + i
+    # The seconds before the progress bar say what is happening.
+    assert "finding faces" in err and "loading the model (tiny-pipeline" in err
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    assert "OUT-0.png" in capsys.readouterr().out
+
+
+def test_saved_pngs_carry_credentials_and_file_names_only(tiny_pipeline_folder, tmp_path, capsys):
+    from facestudio.provenance.credentials import read_credentials
+
+    group = shared_file("data/groups/couple.jpg")  # two faces: the warning names the photo
+    out = tmp_path / "c.png"
+    code, _, err = generate(
+        capsys, tiny_pipeline_folder, "--face", str(group), "--seed", "1", "-o", str(out)
+    )
+    assert code == 0 and "couple.jpg' has 2 faces" in err
+    text = Image.open(out).info["facestudio"]
+    assert "couple.jpg" in text and str(group.parent) not in text and str(tmp_path) not in text
+    credentials = read_credentials(out.read_bytes())
+    assert credentials.intact and credentials.generated
+    assert credentials.settings["seed"] == 1 and credentials.settings["warnings"]

@@ -32,10 +32,23 @@ def test_pretrained_parts_load_with_their_weights(base_folders):
     assert loaded["guidance"].config.cross_attention_dim == parts["unet"].config.cross_attention_dim
     pipe = FaceStudioPipeline(**loaded)
     pipe.set_progress_bar_config(disable=True)
+    original = FaceStudioPipeline(**{**parts, "guidance": loaded["guidance"]})
+    original.set_progress_bar_config(disable=True)
     face = np.random.default_rng(0).normal(size=128)
-    assert pipe(
-        prompt="hi", identities=[face], num_inference_steps=1, prior_num_inference_steps=2
-    ).images
+    images = [
+        np.asarray(
+            p(
+                prompt="hi",
+                identities=[face],
+                num_inference_steps=1,
+                prior_num_inference_steps=2,
+                seed=0,
+            ).images[0]
+        )
+        for p in (pipe, original)
+    ]
+    assert images[0].shape == (64, 64, 3)
+    np.testing.assert_array_equal(images[0], images[1])  # the loaded model is the saved one
 
 
 def test_a_prior_in_another_embedding_space_is_refused(base_folders, tmp_path):

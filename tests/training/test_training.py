@@ -13,12 +13,16 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 
+from facestudio.data.dataset import ReconstructionDataset
 from facestudio.errors import FaceStudioError
-from facestudio.training import checkpoints
-from facestudio.training.dataset import ReconstructionDataset
-from facestudio.training.trainer import train
+from facestudio.interfaces.cli import main
+from facestudio.pipeline import FaceStudioPipeline
+from facestudio.training.loop import train
+from facestudio.training.objectives import Reconstruction, encode_dataset, face_box_weights
+from facestudio.training.run import RunFolder, export_checkpoint
 from tests.conftest import launch_two_cpu_processes
 from tests.training.conftest import tiny_config
 
@@ -41,7 +45,7 @@ def test_a_tiny_model_overfits_eight_images(tmp_path, eight_photos_prepared):
 
 
 def _weights(run):
-    checkpoint = checkpoints.latest_checkpoint(run / "checkpoints")
+    checkpoint = RunFolder(run).latest_checkpoint()
     return checkpoint.name, load_file(str(checkpoint / "model.safetensors"))
 
 
@@ -49,7 +53,7 @@ KILLER = """
 import os, signal, sys
 sys.path.insert(0, {root!r})
 from facestudio.training.config import config_from_dict
-from facestudio.training.trainer import train
+from facestudio.training.loop import train
 import json
 config = config_from_dict(json.loads({config!r}))
 def die(step, loss):
@@ -80,19 +84,23 @@ def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path, eight_photos_
         [sys.executable, "-c", script], capture_output=True, text=True, check=False
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    assert (
-        checkpoints.latest_checkpoint(tmp_path / "broken" / "checkpoints").name
-        == "checkpoint-00000003"
-    )
+    assert RunFolder(tmp_path / "broken").latest_checkpoint().name == "checkpoint-00000003"
     train(broken)  # resumes from step 3: its data position, dropout and noise included
 
     name_a, a = _weights(tmp_path / "whole")
     name_b, b = _weights(tmp_path / "broken")
     assert name_a == name_b == "checkpoint-00000010"
-    kept = [p.name for p in checkpoints.list_checkpoints(tmp_path / "broken" / "checkpoints")]
+    kept = [p.name for p in RunFolder(tmp_path / "broken").checkpoints()]
     assert kept == ["checkpoint-00000009", "checkpoint-00000010"]  # keep_last = 2
     for key in a:
         assert np.array_equal(a[key].numpy(), b[key].numpy()), key
+    # EMA weights are stored by parameter name (the names of model.safetensors), and resumed too.
+    ema_a = load_file(str(tmp_path / "whole/checkpoints/checkpoint-00000010/ema.safetensors"))
+    ema_b = load_file(str(tmp_path / "broken/checkpoints/checkpoint-00000010/ema.safetensors"))
+    assert set(ema_a) <= set(a) and {"unet.conv_in.weight", "guidance.proj.weight"} <= set(ema_a)
+    assert not any(k.startswith("style_encoder.") for k in ema_a)  # frozen: no average
+    for key in ema_a:
+        assert torch.equal(ema_a[key], ema_b[key]), key
 
 
 def test_a_full_disk_keeps_the_last_checkpoint(tmp_path, eight_photos_prepared, monkeypatch):
@@ -117,18 +125,19 @@ def test_a_full_disk_keeps_the_last_checkpoint(tmp_path, eight_photos_prepared, 
         train(config)
     folder = tmp_path / "run" / "checkpoints"
     assert [p.name for p in folder.iterdir()] == ["checkpoint-00000002"]
-    assert load_file(str(folder / "checkpoint-00000002" / "model.safetensors"))
+    # The kept checkpoint is whole: with space again the run resumes from it and finishes.
+    monkeypatch.undo()
+    steps = []
+    result = train(config, on_step=lambda step, loss: steps.append(step))
+    assert steps == [3, 4] and result.checkpoint.name == "checkpoint-00000004"
 
 
 def test_export_gives_a_pipeline_that_generates_with_the_trained_weights(
     tmp_path, eight_photos_prepared, capsys
 ):
-    from facestudio.interfaces.cli import main
-    from facestudio.pipeline import FaceStudioPipeline
-
     config = tiny_config(tmp_path / "run", eight_photos_prepared, max_steps=6, use_ema=False)
     train(config)
-    checkpoint = checkpoints.latest_checkpoint(tmp_path / "run" / "checkpoints")
+    checkpoint = RunFolder(tmp_path / "run").latest_checkpoint()
     assert main(["export", str(checkpoint), "-o", str(tmp_path / "model")]) == 0
     exported = FaceStudioPipeline.from_pretrained(tmp_path / "model")
     trained = load_file(str(checkpoint / "model.safetensors"))
@@ -145,6 +154,19 @@ def test_export_gives_a_pipeline_that_generates_with_the_trained_weights(
     mean, std = ReconstructionDataset(eight_photos_prepared).face_statistics()
     np.testing.assert_allclose(exported.guidance.face_mean.numpy(), mean.numpy(), rtol=1e-6)
     np.testing.assert_allclose(exported.guidance.face_std.numpy(), std.numpy(), rtol=1e-6)
+
+
+TWO_PROCESSES = """
+import hashlib, sys
+from accelerate import PartialState
+from facestudio.training.config import load_config
+from facestudio.training.loop import train
+result = train(load_config(sys.argv[1]), cpu=True)
+digest = hashlib.sha256()
+for name, tensor in sorted(result.objective.state_dict().items()):
+    digest.update(name.encode() + tensor.detach().float().numpy().tobytes())
+print(f"rank {PartialState().process_index} step {result.step} weights {digest.hexdigest()}")
+"""
 
 
 @pytest.mark.slow
@@ -165,42 +187,38 @@ def test_two_cpu_processes_stay_in_sync(tmp_path, eight_photos_prepared):
             """
         )
     )
-    launched = launch_two_cpu_processes(["train", str(config_path), "--cpu"], port=29517)
+    script = tmp_path / "train_and_hash.py"
+    script.write_text(TWO_PROCESSES)
+    launched = launch_two_cpu_processes([str(config_path)], port=29517, script=str(script))
     assert launched.returncode == 0, launched.stderr[-3000:]
-    ranks = [
-        json.loads((tmp_path / "run" / "ranks" / f"rank-{r}.json").read_text()) for r in (0, 1)
+    reports = sorted(line for line in launched.stdout.splitlines() if line.startswith("rank "))
+    assert [r.split()[:4] for r in reports] == [
+        ["rank", "0", "step", "4"],
+        ["rank", "1", "step", "4"],
     ]
-    assert ranks[0]["step"] == ranks[1]["step"] == 4
-    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
-    initial_hash = ranks[0]["weights_sha256"]
-    assert initial_hash  # and the weights really moved:
-    trained = load_file(
-        str(tmp_path / "run" / "checkpoints" / "checkpoint-00000004" / "model.safetensors")
-    )
-    from facestudio.pipeline import FaceStudioPipeline
-
+    assert reports[0].split()[-1] == reports[1].split()[-1]  # replicas hold equal weights
+    trained = load_file(str(tmp_path / "run/checkpoints/checkpoint-00000004/model.safetensors"))
     initial = FaceStudioPipeline.from_pretrained(tmp_path / "run" / "initial_pipeline")
-    assert not np.array_equal(
+    assert not np.array_equal(  # and the weights really moved
         initial.guidance.proj.weight.detach().numpy(), trained["guidance.proj.weight"].numpy()
     )
+    assert not (tmp_path / "run" / "ranks").exists()  # nothing for tests in a user's run
 
 
 def test_lora_training_exports_a_plain_unet_with_the_adapters_fused(
     tmp_path, eight_photos_prepared
 ):
     pytest.importorskip("peft")
-    from facestudio.pipeline import FaceStudioPipeline
 
     config = tiny_config(
         tmp_path / "run", eight_photos_prepared, max_steps=5, trainable="lora", lora_rank=4
     )
     train(config)
-    checkpoint = checkpoints.latest_checkpoint(tmp_path / "run" / "checkpoints")
+    checkpoint = RunFolder(tmp_path / "run").latest_checkpoint()
     trained = load_file(str(checkpoint / "model.safetensors"))
     assert any("lora" in key for key in trained)
-    from facestudio.training.export import export_pipeline
 
-    export_pipeline(checkpoint, tmp_path / "model")
+    export_checkpoint(checkpoint, tmp_path / "model")
     exported = FaceStudioPipeline.from_pretrained(tmp_path / "model").unet.state_dict()
     initial = FaceStudioPipeline.from_pretrained(
         tmp_path / "run" / "initial_pipeline"
@@ -233,15 +251,13 @@ def test_gradient_accumulation_counts_optimizer_steps(tmp_path, eight_photos_pre
 def test_the_style_encoder_can_train_with_the_model_and_is_exported(
     tmp_path, eight_photos_prepared
 ):
-    from facestudio.pipeline import FaceStudioPipeline
-    from facestudio.training.export import export_pipeline
 
     config = tiny_config(
         tmp_path / "run", eight_photos_prepared, max_steps=4, train_style_encoder=True
     )
     train(config)
-    checkpoint = checkpoints.latest_checkpoint(tmp_path / "run" / "checkpoints")
-    export_pipeline(checkpoint, tmp_path / "model")
+    checkpoint = RunFolder(tmp_path / "run").latest_checkpoint()
+    export_checkpoint(checkpoint, tmp_path / "model")
     model = FaceStudioPipeline.from_pretrained(tmp_path / "model")
     assert model.config.style_faces == "mask"  # it only ever saw style inputs without a face
     exported = model.style_encoder.state_dict()
@@ -255,8 +271,6 @@ def test_the_style_encoder_can_train_with_the_model_and_is_exported(
 def test_the_autoencoder_stage_learns_and_exports_with_its_latent_scale(
     tmp_path, eight_photos_prepared
 ):
-    from facestudio.pipeline import FaceStudioPipeline
-    from facestudio.training.export import export_pipeline
 
     losses = []
     config = tiny_config(
@@ -270,9 +284,7 @@ def test_the_autoencoder_stage_learns_and_exports_with_its_latent_scale(
     train(config, on_step=lambda step, loss: losses.append(loss))
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
     assert (tmp_path / "run" / "validation" / "step-00000060.png").is_file()
-    export_pipeline(
-        checkpoints.latest_checkpoint(tmp_path / "run" / "checkpoints"), tmp_path / "model"
-    )
+    export_checkpoint(RunFolder(tmp_path / "run").latest_checkpoint(), tmp_path / "model")
     vae = FaceStudioPipeline.from_pretrained(tmp_path / "model").vae
     initial = FaceStudioPipeline.from_pretrained(tmp_path / "run" / "initial_pipeline").vae
     assert vae.config.scaling_factor != initial.config.scaling_factor
@@ -281,65 +293,42 @@ def test_the_autoencoder_stage_learns_and_exports_with_its_latent_scale(
     )
 
 
-def _reconstruction_model(pipeline, **options):
-    from diffusers import DDPMScheduler
-
-    from facestudio.training.trainer import TrainableModel
-
-    schedule = DDPMScheduler(num_train_timesteps=1000).alphas_cumprod
-    return TrainableModel(
-        pipeline.unet,
-        pipeline.guidance,
-        frozen={"vae": pipeline.vae, "style_encoder": pipeline.style_encoder},
-        alphas=schedule,
-        **options,
-    )
+def _reconstruction(pipeline, **train):
+    """The diffusion objective over `pipeline`'s parts, as a run with these settings builds it."""
+    config = tiny_config("unused", "unused", **{"style_dropout": 0.0, "face_dropout": 0.0, **train})
+    return Reconstruction(pipeline, config)
 
 
 def test_cached_latents_give_the_loss_of_encoding_at_each_step(
     tiny_pipeline, eight_photos_prepared
 ):
-    import torch
-
-    from facestudio.training.dataset import ReconstructionDataset
-    from facestudio.training.trainer import encode_dataset
 
     dataset = ReconstructionDataset(eight_photos_prepared)
     batch = torch.utils.data.default_collate([dataset[i] for i in (5, 2, 7)])
-    model = _reconstruction_model(tiny_pipeline)
+    model = _reconstruction(tiny_pipeline)
     with torch.no_grad():
         encoded = model(batch, torch.Generator().manual_seed(3))
-        model.frozen["latents"] = encode_dataset(tiny_pipeline.vae, dataset, batch_size=3)
+        model.latent_cache = encode_dataset(tiny_pipeline.vae, dataset, batch_size=3)
         cached = model(batch, torch.Generator().manual_seed(3))
-    del model.frozen["latents"]
     assert torch.allclose(encoded, cached, rtol=1e-4), (encoded, cached)
 
 
 def test_min_snr_weighting_only_lowers_the_weight_of_low_noise_steps(
     tiny_pipeline, eight_photos_prepared
 ):
-    import torch
-
-    from facestudio.training.dataset import ReconstructionDataset
 
     dataset = ReconstructionDataset(eight_photos_prepared)
     batch = torch.utils.data.default_collate([dataset[i] for i in range(8)])
     losses = {}
     for gamma in (0.0, 1e9, 1.0):
-        model = _reconstruction_model(tiny_pipeline, snr_gamma=gamma)
+        model = _reconstruction(tiny_pipeline, snr_gamma=gamma)
         with torch.no_grad():
             losses[gamma] = model(batch, torch.Generator().manual_seed(0)).item()
     assert losses[1e9] == pytest.approx(losses[0.0], rel=1e-5)  # γ above every SNR: plain MSE
     assert losses[1.0] < losses[0.0]  # some of the 8 timesteps have SNR > 1 and are down-weighted
 
 
-def test_face_loss_weight_covers_the_face_box_in_latent_cells(
-    tiny_pipeline, eight_photos_prepared
-):
-    import torch
-
-    from facestudio.training.dataset import ReconstructionDataset
-    from facestudio.training.trainer import face_box_weights
+def test_face_loss_weight_covers_the_face_box_in_latent_cells(tiny_pipeline, eight_photos_prepared):
 
     dataset = ReconstructionDataset(eight_photos_prepared)
     sample = dataset[0]
@@ -355,7 +344,7 @@ def test_face_loss_weight_covers_the_face_box_in_latent_cells(
     full = torch.utils.data.default_collate([dataset[i] for i in range(4)])
     losses = {}
     for weight in (1.0, 4.0):
-        model = _reconstruction_model(tiny_pipeline, face_loss_weight=weight)
+        model = _reconstruction(tiny_pipeline, face_loss_weight=weight)
         with torch.no_grad():
             losses[weight] = model(full, torch.Generator().manual_seed(0)).item()
     assert losses[4.0] > losses[1.0]
@@ -364,15 +353,11 @@ def test_face_loss_weight_covers_the_face_box_in_latent_cells(
 def test_identity_gap_is_zero_exactly_when_the_identity_is_unused(
     tiny_pipeline, eight_photos_prepared
 ):
-    import torch
-
-    from facestudio.training.dataset import ReconstructionDataset
-    from facestudio.training.trainer import identity_gap
 
     dataset = ReconstructionDataset(eight_photos_prepared)
     batch = torch.utils.data.default_collate([dataset[i] for i in range(8)])
-    model = _reconstruction_model(tiny_pipeline, style_dropout=0.5, face_dropout=0.5)
-    own, swapped = identity_gap(model, batch)
+    model = _reconstruction(tiny_pipeline, style_dropout=0.5, face_dropout=0.5)
+    own, swapped = model.identity_gap(batch)
     assert own != swapped
     assert (model.style_dropout, model.face_dropout) == (0.5, 0.5)
     face_columns = model.guidance.proj.weight[:, model.guidance.config.style_dim :]
@@ -380,7 +365,7 @@ def test_identity_gap_is_zero_exactly_when_the_identity_is_unused(
     with torch.no_grad():
         face_columns.zero_()
     try:
-        own, swapped = identity_gap(model, batch)
+        own, swapped = model.identity_gap(batch)
     finally:
         with torch.no_grad():
             face_columns.copy_(saved)
@@ -390,9 +375,6 @@ def test_identity_gap_is_zero_exactly_when_the_identity_is_unused(
 def test_decoder_fine_tune_keeps_the_encoder_and_latent_scale_and_improves_the_decoder(
     tmp_path, eight_photos_prepared
 ):
-    from facestudio.interfaces.cli import main
-    from facestudio.pipeline import FaceStudioPipeline
-
     config = tiny_config(
         tmp_path / "run",
         eight_photos_prepared,
@@ -405,7 +387,7 @@ def test_decoder_fine_tune_keeps_the_encoder_and_latent_scale_and_improves_the_d
     losses = []
     train(config, on_step=lambda step, loss: losses.append(loss))
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
-    checkpoint = checkpoints.latest_checkpoint(tmp_path / "run" / "checkpoints")
+    checkpoint = RunFolder(tmp_path / "run").latest_checkpoint()
     assert main(["export", str(checkpoint), "-o", str(tmp_path / "model")]) == 0
     before = FaceStudioPipeline.from_pretrained(tmp_path / "run" / "initial_pipeline").vae
     after = FaceStudioPipeline.from_pretrained(tmp_path / "model").vae

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from facestudio.training.dataset import ReconstructionDataset
+from facestudio.data.dataset import ReconstructionDataset
 
 SCRIPT = Path(__file__).resolve().parents[2] / "recipes" / "bundled_model" / "transfer.py"
 
@@ -65,13 +65,13 @@ def test_fp16_copy_halves_float_weights_only(transfer, tmp_path):
 
     source = tmp_path / "model" / "part"
     source.mkdir(parents=True)
-    save_file(
-        {"w": torch.randn(4, 4), "steps": torch.arange(3)}, source / "weights.safetensors"
-    )
+    save_file({"w": torch.randn(4, 4), "steps": torch.arange(3)}, source / "weights.safetensors")
     (source / "config.json").write_text("{}")
     files = {p.relative_to(tmp_path / "model"): p for p in source.iterdir()}
     transfer.copy_as_fp16(files, tmp_path / "half")
     loaded = load_file(tmp_path / "half" / "part" / "weights.safetensors")
     assert loaded["w"].dtype == torch.float16 and loaded["steps"].dtype == torch.int64
-    assert np.allclose(loaded["w"].float(), load_file(source / "weights.safetensors")["w"], atol=1e-3)
+    assert np.allclose(
+        loaded["w"].float(), load_file(source / "weights.safetensors")["w"], atol=1e-3
+    )
     assert (tmp_path / "half" / "part" / "config.json").read_text() == "{}"

@@ -11,19 +11,21 @@ its report, so an interrupted run resumes by skipping finished shards.
 
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Annotated
 
 import cv2
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
+from facestudio.configuration import NonNegativeInt, Range, check_dataclass
+from facestudio.data import samples
+from facestudio.data.samples import PreparedSample, encode_sample
 from facestudio.data.sources import SourceItem, list_items
 from facestudio.errors import FaceStudioError, ImageLoadError
 from facestudio.faces.alignment import (
@@ -36,7 +38,7 @@ from facestudio.faces.analyzer import FaceAnalyzer
 from facestudio.faces.regions import mask_faces, person_region, region_masks
 from facestudio.faces.types import Face
 from facestudio.images import load_image
-from facestudio.outputs import write_bytes_atomic
+from facestudio.outputs import check_output_folder, staged_output, write_bytes_atomic
 
 SKIP_REASONS = ("unreadable", "no_face", "face_too_small")
 
@@ -49,16 +51,18 @@ class PrepareConfig:
     the ArcFace square relative to it (0.5: face, hair and neck). `min_face`: faces narrower
     than this (pixels in the photo) are skipped. `mask_grow`: the masked face box is this much
     larger than the detected box. `keep_faceless`: keep photos without a face (zero identity,
-    nothing masked) instead of skipping them.
+    nothing masked) instead of skipping them. Each field's range is checked before any work
+    (`check_dataclass`): a sample side from 32 px (smaller holds no recognisable face) to 4096
+    px (past any model's training size), at most 100,000 samples per shard.
     """
 
-    resolution: int = 256
-    face_fraction: float = 0.5
-    min_face: int = 40
-    mask_grow: float = 1.2
-    shard_size: int = 1000
+    resolution: Annotated[int, Range(32, 4096)] = 256
+    face_fraction: Annotated[float, Range(0, 1, low_open=True)] = 0.5
+    min_face: NonNegativeInt = 40
+    mask_grow: Annotated[float, Range(1, 4)] = 1.2
+    shard_size: Annotated[int, Range(1, 100_000)] = 1000
     keep_faceless: bool = False
-    jpeg_quality: int = 95
+    jpeg_quality: Annotated[int, Range(1, 100)] = 95
 
 
 @dataclass
@@ -82,12 +86,12 @@ def prepare(
     progress: bool = True,
 ) -> dict:
     """Prepare this process's shards; returns counts of this process's work."""
-    config = config or PrepareConfig()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    config = check_dataclass(config or PrepareConfig(), "the prepare settings")
+    out = check_output_folder(out)
     items = list_items(sources)
     if not items:
         raise FaceStudioError(f"no images found in {', '.join(sources)}")
+    out.mkdir(parents=True, exist_ok=True)
     shards = [items[i : i + config.shard_size] for i in range(0, len(items), config.shard_size)]
     mine = [k for k in range(len(shards)) if k % num_processes == process_index]
     todo = [k for k in mine if not (out / f"{shard_name(k)}.json").exists()]
@@ -125,7 +129,7 @@ def write_index(out: str | Path, config: PrepareConfig, analyzer: FaceAnalyzer) 
         skipped.update(report["skipped"])
         kept += report["kept"]
     index = {
-        "format": "facestudio-reconstruction-v1",
+        "format": samples.FORMAT,
         "shards": shards,
         "kept": kept,
         "skipped": {reason: skipped.get(reason, 0) for reason in SKIP_REASONS},
@@ -135,15 +139,13 @@ def write_index(out: str | Path, config: PrepareConfig, analyzer: FaceAnalyzer) 
         "embedding_dim": None,
     }
     for shard in shards:
-        with tarfile.open(out / shard["name"]) as archive:
-            member = next(
-                (m for m in archive.getmembers() if m.name.endswith(".embedding.npy")), None
-            )
-            if member is not None:
-                vector = np.load(io.BytesIO(archive.extractfile(member).read()), allow_pickle=False)
-                index["embedding_dim"] = int(vector.shape[0])
-                break
-    write_bytes_atomic(out / "index.json", json.dumps(index, indent=2).encode())
+        path = out / shard["name"]
+        found = [m for m in samples.shard_members(path).values() if samples.EMBEDDING in m]
+        if found:
+            files = samples.read_members(path, found[0], [samples.EMBEDDING])
+            index["embedding_dim"] = int(samples.decode_sample(files).embedding.shape[0])
+            break
+    write_bytes_atomic(out / samples.INDEX, json.dumps(index, indent=2).encode())
     return index
 
 
@@ -151,30 +153,27 @@ def _prepare_shard(shard, items, first_index, out, analyzer, config, bar) -> Sha
     skipped: Counter = Counter()
     kept = 0
     temporary = out / f".{shard_name(shard)}.tar.tmp"
-    with tarfile.open(temporary, "w") as archive:
+    with (
+        staged_output(out / f"{shard_name(shard)}.tar", temporary),
+        tarfile.open(temporary, "w") as archive,
+    ):
         for offset, item in enumerate(items):
             sample = prepare_sample(item, analyzer, config)
             bar.update()
             if isinstance(sample, str):
                 skipped[sample] += 1
                 continue
-            key = f"{first_index + offset:09d}"
-            for suffix, data in sample.items():
-                info = tarfile.TarInfo(f"{key}.{suffix}")
-                info.size = len(data)
-                info.mtime = 0  # byte-identical shards on every run
-                archive.addfile(info, io.BytesIO(data))
+            samples.add_sample(archive, samples.sample_key(first_index + offset), sample)
             kept += 1
-    temporary.rename(out / f"{shard_name(shard)}.tar")
     return ShardReport(shard, kept, dict(skipped))
 
 
 def prepare_sample(
     item: SourceItem, analyzer: FaceAnalyzer, config: PrepareConfig
 ) -> dict[str, bytes] | str:
-    """The files of one sample, or the reason it is skipped."""
+    """The members of one sample (`samples.encode_sample`), or the reason it is skipped."""
     try:
-        image = load_image(item.read(), analyzer.config.image, name=item.key)
+        image = load_image(item.read(analyzer.config.image), analyzer.config.image, name=item.key)
     except (ImageLoadError, OSError):
         return "unreadable"
     faces = analyzer.analyze(image).faces  # cached by content, as is the embedding below
@@ -202,14 +201,15 @@ def prepare_sample(
         "person_box": [round(v, 2) for v in person],
         "photo_size": [int(image.shape[1]), int(image.shape[0])],
     }
-    return {
-        "image.jpg": jpeg_bytes(portrait, config.jpeg_quality),
-        "style.jpg": jpeg_bytes(style, config.jpeg_quality),
-        "face.png": _png(align_arcface(image, face.landmarks)),
-        "mask.png": _png((mask * 255).astype(np.uint8)),
-        "embedding.npy": npy_bytes(identity.embedding),
-        "json": json.dumps(meta).encode(),
-    }
+    sample = PreparedSample(
+        image=portrait,
+        style=style,
+        meta=meta,
+        embedding=identity.embedding,
+        face_crop=align_arcface(image, face.landmarks),
+        mask=(mask * 255).astype(np.uint8),
+    )
+    return encode_sample(sample, config.jpeg_quality)
 
 
 def _faceless_sample(item, image, size, config) -> dict[str, bytes]:
@@ -221,12 +221,10 @@ def _faceless_sample(item, image, size, config) -> dict[str, bytes]:
         image[top : top + side, left : left + side], (size, size), interpolation=cv2.INTER_AREA
     )
     meta = {"source": item.key, "face_present": False, "photo_size": [int(width), int(height)]}
-    return {
-        "image.jpg": jpeg_bytes(square, config.jpeg_quality),
-        "style.jpg": jpeg_bytes(square, config.jpeg_quality),
-        "mask.png": _png(np.zeros((size, size), np.uint8)),
-        "json": json.dumps(meta).encode(),
-    }
+    sample = PreparedSample(
+        image=square, style=square, meta=meta, mask=np.zeros((size, size), np.uint8)
+    )
+    return encode_sample(sample, config.jpeg_quality)
 
 
 def _transform_face(face: Face, matrix: np.ndarray, size: int) -> Face:
@@ -247,23 +245,3 @@ def _transform_face(face: Face, matrix: np.ndarray, size: int) -> Face:
         move(face.landmarks.astype(np.float64)).astype(np.float32),
         face.landmarks_estimated,
     )
-
-
-def jpeg_bytes(array: np.ndarray, quality: int) -> bytes:
-    """An RGB array as a prepared sample stores it (JPEG)."""
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
-
-
-def _png(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def npy_bytes(vector: np.ndarray) -> bytes:
-    """An identity embedding as a prepared sample stores it (float32 .npy)."""
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(vector, np.float32), allow_pickle=False)
-    return buffer.getvalue()

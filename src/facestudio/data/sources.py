@@ -2,37 +2,72 @@
 
 Every source lists its items in a fixed order (sorted), so preparation is deterministic and
 its sharding is the same on every run and in every process.
+
+Bounds, so that a hostile or broken source fails in one line instead of exhausting memory or
+hanging: a source, a manifest and every path a manifest names must be a regular file (a FIFO
+blocks a reader forever; /dev/zero never ends). A tar shard is indexed once, from its headers
+(linear in its members); each photo is then read by seeking to its data, and a member larger
+than `images.max_file_bytes` is refused from its header size without being read. Shards must
+be plain (uncompressed) tar, as WebDataset writes them: a compressed stream cannot be read at
+an offset, so every photo would re-decompress the shard up to it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from facestudio.errors import FaceStudioError
+from facestudio.errors import FaceStudioError, ImageLoadError
+from facestudio.files import kind_of
+from facestudio.images import ImageLoadConfig, max_file_bytes, read_image_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".pgm", ".ppm", ".tif", ".tiff"}
+MANIFEST_SUFFIXES = (".txt", ".json", ".jsonl")
+
+_COMPRESSED = {
+    b"\x1f\x8b": ("gzip", "gunzip -c"),
+    b"BZh": ("bzip2", "bzip2 -dc"),
+    b"\xfd7zXZ\x00": ("xz", "xz -dc"),
+    b"\x28\xb5\x2f\xfd": ("zstd", "zstd -dc"),
+}
 
 
 @dataclass(frozen=True)
 class SourceItem:
-    """One photo: a stable key, and either a file path or a member of a tar shard."""
+    """One photo: a stable key, and either a file path or a member of a tar shard (where its
+    data starts in the shard, and how many bytes it has)."""
 
     key: str
     path: str
     member: str | None = None
+    offset: int = 0
+    size: int = 0
 
-    def read(self) -> bytes:
+    def read(self, config: ImageLoadConfig | None = None) -> bytes:
+        """The photo's bytes; `ImageLoadError` for a file that must not or cannot be read."""
+        config = config or ImageLoadConfig()
         if self.member is None:
-            return Path(self.path).read_bytes()
-        with tarfile.open(self.path) as archive:
-            handle = archive.extractfile(self.member)
-            if handle is None:
-                raise OSError(f"'{self.member}' in '{self.path}' is not a file")
-            return handle.read()
+            return read_image_file(self.path, config, name=self.key)
+        if self.size > max_file_bytes(config):
+            raise ImageLoadError(
+                f"cannot read '{self.key}': the member is {self.size / 1e6:.0f} MB, over the "
+                f"{max_file_bytes(config) / 1e6:.0f} MB limit for one image"
+            )
+        try:
+            with _open_regular(self.path) as shard:
+                shard.seek(self.offset)
+                data = shard.read(self.size)
+        except OSError as exc:
+            raise ImageLoadError(f"cannot read '{self.key}': {exc}") from None
+        if len(data) != self.size:
+            raise ImageLoadError(f"cannot read '{self.key}': the shard is truncated")
+        return data
 
 
 def list_items(sources: list[str]) -> list[SourceItem]:
@@ -49,35 +84,90 @@ def list_items(sources: list[str]) -> list[SourceItem]:
 
 
 def _items_of(source: Path) -> Iterator[SourceItem]:
-    if not source.exists():
-        raise FaceStudioError(f"source '{source}' does not exist")
-    if source.is_dir():
+    try:
+        mode = source.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise FaceStudioError(f"source '{source}' does not exist") from None
+    except OSError as exc:
+        raise FaceStudioError(f"cannot read source '{source}': {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
         files = sorted(
             p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
         )
         for path in files:
             yield SourceItem(f"{source.name}/{path.relative_to(source).as_posix()}", str(path))
-    elif source.suffix == ".tar":
-        try:
-            with tarfile.open(source) as archive:
-                names = sorted(m.name for m in archive.getmembers() if m.isfile())
-        except tarfile.TarError as exc:
-            raise FaceStudioError(f"cannot read shard '{source}': {exc}") from None
-        for name in names:
-            if Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                yield SourceItem(f"{source.name}/{name}", str(source), name)
-    elif source.suffix in (".txt", ".json", ".jsonl"):
-        for path in _manifest_paths(source):
-            resolved = path if path.is_absolute() else source.parent / path
-            yield SourceItem(f"{source.name}/{path.as_posix()}", str(resolved))
-    else:
+        return
+    if source.suffix not in (".tar", *MANIFEST_SUFFIXES):
         raise FaceStudioError(
             f"source '{source}' is not a folder, a .tar shard or a manifest (.txt, .json, .jsonl)"
+        )
+    if not stat.S_ISREG(mode):
+        raise FaceStudioError(
+            f"source '{source}' is {kind_of(mode)}; give a regular file (or a folder)"
+        )
+    if source.suffix == ".tar":
+        yield from _tar_items(source)
+        return
+    for path in _manifest_paths(source):
+        resolved = path if path.is_absolute() else source.parent / path
+        _check_listed_file(resolved, source)
+        yield SourceItem(f"{source.name}/{path.as_posix()}", str(resolved))
+
+
+def _tar_items(source: Path) -> Iterator[SourceItem]:
+    """The image members of a plain tar, by name, from one pass over its headers."""
+    with _open_regular(source) as file:
+        magic = file.read(6)
+        file.seek(0)
+        _refuse_compressed(source, magic)
+        members: dict[str, tuple[int, int]] = {}
+        try:
+            with tarfile.open(fileobj=file, mode="r:") as archive:
+                for member in archive:  # headers only: the data is skipped by seeking
+                    if member.isfile() and not member.issparse():
+                        members[member.name] = (member.offset_data, member.size)  # last wins
+        except tarfile.TarError as exc:
+            raise FaceStudioError(f"cannot read shard '{source}': {exc}") from None
+    for name in sorted(members):
+        if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+            offset, size = members[name]
+            yield SourceItem(f"{source.name}/{name}", str(source), name, offset, size)
+
+
+def _refuse_compressed(source: Path, magic: bytes) -> None:
+    for prefix, (name, command) in _COMPRESSED.items():
+        if magic.startswith(prefix):
+            raise FaceStudioError(
+                f"shard '{source}' is {name}-compressed; shards must be plain tar (the photos "
+                f"in them are compressed already): decompress it with `{command} "
+                f"'{source}' > plain.tar`"
+            )
+
+
+def _check_listed_file(path: Path, manifest: Path) -> None:
+    """A path a manifest lists must be a regular file; a missing one is skipped later (and
+    counted as unreadable) like any photo that cannot be read."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        raise FaceStudioError(f"manifest '{manifest}' lists '{path}': {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise FaceStudioError(
+            f"manifest '{manifest}' lists '{path}', which is {kind_of(mode)}, not an image "
+            "file; remove that line"
         )
 
 
 def _manifest_paths(manifest: Path) -> list[Path]:
-    text = manifest.read_text()
+    try:
+        with _open_regular(manifest) as file:
+            text = file.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FaceStudioError(
+            f"manifest '{manifest}' is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
     try:
         if manifest.suffix == ".txt":
             entries = [
@@ -95,8 +185,25 @@ def _manifest_paths(manifest: Path) -> list[Path]:
         raise FaceStudioError(
             f"manifest '{manifest}' is not a list of image paths ({exc})"
         ) from None
+    if any("\0" in entry for entry in entries):
+        raise FaceStudioError(f"manifest '{manifest}' has a path with a NUL character")
     return [Path(entry) for entry in entries]
 
 
 def _entry(entry) -> str:
-    return entry if isinstance(entry, str) else entry["path"]
+    if not isinstance(entry, str):
+        entry = entry["path"]
+    if not isinstance(entry, str):
+        raise TypeError(f"a path must be a string, got {entry!r}")
+    return entry
+
+
+def _open_regular(path: str | os.PathLike) -> BinaryIO:
+    """`path` opened for reading, non-blocking so that a FIFO swapped in since it was listed
+    cannot hang, and checked to still be a regular file."""
+    handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    mode = os.fstat(handle).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(handle)
+        raise OSError(f"'{path}' is {kind_of(mode)}, not a regular file")
+    return os.fdopen(handle, "rb")

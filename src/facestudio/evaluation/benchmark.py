@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from scipy import stats
 
+from facestudio.configuration import PositiveInt, Seed, load_dataclass
 from facestudio.data.prepare import PrepareConfig
 from facestudio.errors import FaceStudioError
 from facestudio.evaluation.face_scoring import FaceScorer
@@ -43,8 +44,8 @@ class IdentityCase:
 class MultiPersonCase:
     people: list[str]
     style: str | None = None
-    width: int | None = None  # output size; default the model's
-    height: int | None = None
+    width: PositiveInt | None = None  # output size; default the model's
+    height: PositiveInt | None = None
 
 
 @dataclass
@@ -52,9 +53,9 @@ class BenchmarkDefinition:
     identities: list[IdentityCase]
     styles: list[str | None] = field(default_factory=lambda: [None])
     prompts: list[str | None] = field(default_factory=lambda: [None])
-    seeds: list[int] = field(default_factory=lambda: [0])
-    images_per_case: int = 1
-    steps: int = 25
+    seeds: list[Seed] = field(default_factory=lambda: [0])
+    images_per_case: PositiveInt = 1
+    steps: PositiveInt = 25
     style_guidance_scale: float = 5.0
     face_guidance_scale: float = 5.0
     multi_person: list[MultiPersonCase] = field(default_factory=list)
@@ -69,80 +70,34 @@ class BenchmarkDefinition:
 
 
 def load_definition(path: str | Path) -> BenchmarkDefinition:
-    """Read a benchmark definition; photo paths are relative to its folder."""
+    """Read a benchmark definition (YAML or JSON, checked key by key); photo paths are
+    relative to its folder."""
     path = Path(path)
-    if not path.is_file():
-        raise FaceStudioError(f"benchmark definition '{path}' does not exist")
-    text = path.read_text()
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except ValueError as exc:
-        raise FaceStudioError(f"benchmark definition '{path}' cannot be parsed: {exc}") from None
-    known = {
-        "identities",
-        "styles",
-        "prompts",
-        "seeds",
-        "images_per_case",
-        "steps",
-        "style_guidance_scale",
-        "face_guidance_scale",
-        "multi_person",
-    }
-    unknown = sorted(set(data or {}) - known)
-    if unknown:
-        raise FaceStudioError(
-            f"unknown key(s) {', '.join(unknown)} in '{path}'; known: {', '.join(sorted(known))}"
-        )
-    root = path.parent
-
-    def resolve(photo: str | None) -> str | None:
-        return None if photo is None else str(photo if Path(photo).is_absolute() else root / photo)
-
-    try:
-        identities = [
-            IdentityCase(
-                str(e["name"]),
-                [resolve(p) for p in e["condition"]],
-                [resolve(p) for p in e["reference"]],
-            )
-            for e in data["identities"]
-        ]
-    except (KeyError, TypeError) as exc:
-        raise FaceStudioError(
-            f"each identity in '{path}' needs name, condition and reference ({exc})"
-        ) from None
-    if len(identities) < 2:
+    definition = load_dataclass(path, BenchmarkDefinition, what="benchmark definition")
+    if len(definition.identities) < 2:
         raise FaceStudioError(
             f"'{path}' needs at least two identities (the impostor ablation uses another person)"
         )
-    names = {i.name for i in identities}
-    multi = [
-        MultiPersonCase(list(m["people"]), resolve(m.get("style")), m.get("width"), m.get("height"))
-        for m in data.get("multi_person", [])
-    ]
-    for case in multi:
+    names = {i.name for i in definition.identities}
+    for case in definition.multi_person:
         missing = [p for p in case.people if p not in names]
         if missing:
             raise FaceStudioError(
                 f"multi_person case names unknown identities {missing} in '{path}'"
             )
-    return BenchmarkDefinition(
-        identities=identities,
-        styles=[resolve(s) for s in data.get("styles", [None])] or [None],
-        prompts=data.get("prompts", [None]) or [None],
-        seeds=[int(s) for s in data.get("seeds", [0])],
-        images_per_case=int(data.get("images_per_case", 1)),
-        steps=int(data.get("steps", 25)),
-        style_guidance_scale=float(data.get("style_guidance_scale", 5.0)),
-        face_guidance_scale=float(data.get("face_guidance_scale", 5.0)),
-        multi_person=multi,
-    )
+    root = path.parent
+
+    def resolve(photo: str | None) -> str | None:
+        return None if photo is None else str(photo if Path(photo).is_absolute() else root / photo)
+
+    for identity in definition.identities:
+        identity.condition = [resolve(p) for p in identity.condition]
+        identity.reference = [resolve(p) for p in identity.reference]
+    for case in definition.multi_person:
+        case.style = resolve(case.style)
+    definition.styles = [resolve(s) for s in definition.styles] or [None]
+    definition.prompts = definition.prompts or [None]
+    return definition
 
 
 def run_benchmark(
@@ -219,7 +174,7 @@ def run_benchmark(
     multi_rows, multi_images = _multi_person(pipeline, definition, scorer, references, conditioning)
     ceiling = _ceiling(definition, scorer, references)
     summary = summarize(rows, multi_rows, ceiling, generated_faces, ablations)
-    summary["resolution_ceilings"] = _resolution_ceilings(pipeline, definition, scorer, references)
+    summary["resolution_ceilings"] = resolution_ceilings(pipeline, definition, scorer, references)
     summary.update(
         {
             "biased_scoring": scorer.biased,
@@ -319,11 +274,13 @@ def _ceiling(definition, scorer, references) -> list[float]:
 
 
 @torch.no_grad()
-def _resolution_ceilings(pipeline, definition, scorer, references) -> dict:
+def resolution_ceilings(
+    pipeline, definition, scorer, references, size: int | None = None
+) -> dict:
     """What a model of this size could reach: each conditioning photo as a face-centred portrait
-    at the model's output size (framed as `facestudio prepare` frames training photos), scored
-    as is and after a round trip through the model's autoencoder."""
-    size = pipeline.unet.config.sample_size * pipeline.vae_scale_factor
+    at `size` (default: the model's output size; framed as `facestudio prepare` frames training
+    photos), scored as is and after a round trip through the model's autoencoder."""
+    size = size or pipeline.unet.config.sample_size * pipeline.vae_scale_factor
     template = portrait_template(size, PrepareConfig().face_fraction)
     vae = pipeline.vae
     portrait_scores, autoencoder_scores = [], []
@@ -342,6 +299,8 @@ def _resolution_ceilings(pipeline, definition, scorer, references) -> dict:
         "size": size,
         "portrait": round(float(np.mean(portrait_scores)), 4),
         "portrait_through_autoencoder": round(float(np.mean(autoencoder_scores)), 4),
+        "portrait_scores": [round(v, 4) for v in portrait_scores],
+        "autoencoder_scores": [round(v, 4) for v in autoencoder_scores],
     }
 
 

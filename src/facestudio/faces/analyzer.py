@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from PIL import Image
 
+from facestudio.configuration import load_dataclass
 from facestudio.errors import FaceStudioError, ImageLoadError, NoFaceError
 from facestudio.faces.backends import (
     DlibBackend,
@@ -21,7 +21,7 @@ from facestudio.faces.backends import (
 )
 from facestudio.faces.cache import FaceCache, content_digest
 from facestudio.faces.types import Comparison, Face, FaceIdentity, ImageFaces, MultiShotIdentity
-from facestudio.images import ImageLoadConfig, image_to_rgb_array, load_image
+from facestudio.images import ImageLoadConfig, image_to_rgb_array, load_image, read_image_file
 
 ImageSource = str | os.PathLike | np.ndarray | Image.Image
 """A photo given as a file path, an (H, W, 3) uint8 RGB array, or a PIL image."""
@@ -31,7 +31,7 @@ ImageSource = str | os.PathLike | np.ndarray | Image.Image
 class FaceAnalyzerConfig:
     """Which backend to use and how; `cache_dir=None` turns the embedding cache off."""
 
-    backend: Literal["dlib", "onnx"] = "dlib"
+    backend: Literal["dlib", "onnx", "torch"] = "dlib"
     dlib: DlibBackendConfig = field(default_factory=DlibBackendConfig)
     onnx: OnnxBackendConfig = field(default_factory=OnnxBackendConfig)
     cache_dir: str | None = None
@@ -42,16 +42,9 @@ class FaceAnalyzerConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> FaceAnalyzerConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise FaceStudioError(f"unknown face analysis setting(s): {', '.join(unknown)}")
-        return cls(
-            backend=data.get("backend", "dlib"),
-            dlib=DlibBackendConfig(**data.get("dlib", {})),
-            onnx=OnnxBackendConfig(**data.get("onnx", {})),
-            cache_dir=data.get("cache_dir"),
-            image=ImageLoadConfig(**data.get("image", {})),
+        """Settings from a dict (a model's `face_analysis`), every key and value checked."""
+        return load_dataclass(
+            data, cls, name="the face analysis settings", noun="face analysis setting"
         )
 
 
@@ -60,7 +53,11 @@ def build_backend(config: FaceAnalyzerConfig) -> FaceBackend:
         return DlibBackend(config.dlib)
     if config.backend == "onnx":
         return OnnxBackend(config.onnx)
-    raise FaceStudioError(f"unknown face backend '{config.backend}'; use 'dlib' or 'onnx'")
+    if config.backend == "torch":  # dlib's detector, dlib's descriptor network run in PyTorch
+        from facestudio.faces.backends.torch_backend import TorchBackend
+
+        return TorchBackend(config.dlib)
+    raise FaceStudioError(f"unknown face backend '{config.backend}'; use 'dlib', 'onnx' or 'torch'")
 
 
 @dataclass
@@ -174,10 +171,7 @@ class FaceAnalyzer:
             image = _check_array(source)
             header = f"{image.shape}{image.dtype}".encode()
             return _Loaded("<array>", content_digest(header + image.tobytes()), image)
-        path = Path(source)
-        if not path.is_file():
-            load_image(path, self.config.image)  # raises the precise error
-        data = path.read_bytes()
+        data = read_image_file(source, self.config.image)  # a regular file, size-bounded
         return _Loaded(str(source), content_digest(data), None, data)
 
 

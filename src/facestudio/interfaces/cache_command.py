@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from facestudio.faces.cache import FaceCache, default_cache_dir
+from facestudio.faces.cache import (
+    DATABASE,
+    FaceCache,
+    check_cache_folder,
+    damaged_copies,
+    default_cache_dir,
+    remove_damaged_copies,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -14,7 +21,8 @@ def add_parser(subparsers) -> None:
         description=(
             "The cache keeps detections and identity embeddings (never photos) by the photo's "
             "content hash, so re-runs do not recompute them. Its folder is $FACESTUDIO_CACHE, "
-            "else $XDG_CACHE_HOME/facestudio, else ~/.cache/facestudio."
+            "else $XDG_CACHE_HOME/facestudio, else ~/.cache/facestudio. A damaged cache is set "
+            "aside and rebuilt on its own; --clear also deletes the copies set aside."
         ),
     )
     parser.add_argument("--clear", action="store_true", help="delete every cached entry")
@@ -23,16 +31,23 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     folder = default_cache_dir()
-    path = folder / "faces.sqlite"
-    if not path.exists():
+    check_cache_folder(folder)
+    path = folder / DATABASE
+    aside = damaged_copies(folder)
+    if not path.exists() and not (args.clear and aside):
         print(f"cache: {path} (empty)")
         return 0
-    cache = FaceCache(folder)
+    cache = FaceCache(folder)  # a damaged database is set aside and rebuilt here
     try:
         if args.clear:
-            print(f"cache: removed {cache.clear()} entries from {path}")
+            removed = cache.clear()
+            copies = remove_damaged_copies(folder)
+            extra = f" and {copies} damaged file(s) set aside" if copies else ""
+            print(f"cache: removed {removed} entries{extra} from {folder}")
         else:
-            print(f"cache: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+            size = path.stat().st_size if path.exists() else 0
+            note = f"; {len(aside)} damaged file(s) set aside" if aside else ""
+            print(f"cache: {path} ({size / 1e6:.1f} MB{note})")
     finally:
         cache.close()
     return 0

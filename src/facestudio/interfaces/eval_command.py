@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
+import facestudio
 from facestudio.errors import FaceStudioError
+from facestudio.outputs import check_output_folder
 
-DEFAULT_MODELS = Path("../shared/models")
+MODELS_ENV = "FACESTUDIO_SCORING_MODELS"
+CHECKOUT_MODELS = Path(facestudio.__file__).resolve().parents[2].parent / "shared" / "models"
+"""A source checkout's `../shared/models` (found from the package, not the working folder);
+an installed package has none and names its files with the flags or $FACESTUDIO_SCORING_MODELS."""
 DEFAULT_DETECTOR = "face_detection_yunet_2026may.onnx"
 DEFAULT_RECOGNIZER = "mobilefacenet.onnx"
 
@@ -23,19 +30,24 @@ def add_parser(subparsers) -> None:
         ),
     )
     parser.add_argument(
-        "--model", required=True, metavar="DIR_OR_HUB_ID", help="pipeline to evaluate"
+        "--model",
+        required=True,
+        metavar="DIR_OR_HUB_ID",
+        help="pipeline to evaluate: a folder, hub id or 'bundled'",
     )
     parser.add_argument("--benchmark", required=True, metavar="FILE", help="benchmark definition")
     parser.add_argument("--out", required=True, metavar="DIR", help="results folder (new or empty)")
     parser.add_argument(
         "--detector-model",
         metavar="PATH",
-        help=f"YuNet .onnx (default: {DEFAULT_MODELS}/{DEFAULT_DETECTOR})",
+        help=f"YuNet .onnx (default: {DEFAULT_DETECTOR} in ${MODELS_ENV} or the checkout's "
+        "../shared/models)",
     )
     parser.add_argument(
         "--recognizer-model",
         metavar="PATH",
-        help=f"recogniser .onnx (default: {DEFAULT_MODELS}/{DEFAULT_RECOGNIZER})",
+        help=f"recogniser .onnx (default: {DEFAULT_RECOGNIZER} in ${MODELS_ENV} or the checkout's "
+        "../shared/models)",
     )
     parser.add_argument(
         "--allow-biased",
@@ -62,10 +74,9 @@ def run(args: argparse.Namespace) -> int:
     from facestudio.evaluation.benchmark import load_definition, run_benchmark
     from facestudio.evaluation.face_scoring import FaceScorer
     from facestudio.faces import FaceAnalyzer, FaceAnalyzerConfig, OnnxBackendConfig
+    from facestudio.pipeline.model_info import public_model_name, resolve_model
 
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise FaceStudioError(f"results folder '{out}' is not empty; choose a new one")
+    out = check_output_folder(args.out, empty=True)
     definition = load_definition(args.benchmark)
     if args.steps is not None:
         definition.steps = args.steps
@@ -73,13 +84,9 @@ def run(args: argparse.Namespace) -> int:
         definition.style_guidance_scale = args.style_scale
     if args.face_scale is not None:
         definition.face_guidance_scale = args.face_scale
-    detector = args.detector_model or str(DEFAULT_MODELS / DEFAULT_DETECTOR)
-    recognizer = args.recognizer_model or str(DEFAULT_MODELS / DEFAULT_RECOGNIZER)
-    if not Path(detector).is_file() or not Path(recognizer).is_file():
-        raise FaceStudioError(
-            "no independent face recogniser found; give --detector-model (YuNet .onnx) and "
-            "--recognizer-model (ArcFace-style .onnx)"
-        )
+    detector = scoring_model(args.detector_model, DEFAULT_DETECTOR, "--detector-model")
+    recognizer = scoring_model(args.recognizer_model, DEFAULT_RECOGNIZER, "--recognizer-model")
+    status("loading the scoring models")
     scorer_analyzer = FaceAnalyzer(
         FaceAnalyzerConfig(
             backend="onnx",
@@ -92,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from facestudio.pipeline import FaceStudioPipeline
 
     diffusers.utils.logging.disable_progress_bar()
+    status(f"loading the model ({public_model_name(resolve_model(args.model))})")
     pipeline = FaceStudioPipeline.from_pretrained(args.model).to(args.device)
     pipeline.set_progress_bar_config(disable=True)
     scorer = FaceScorer(
@@ -102,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         from facestudio.evaluation.clip_score import ClipTextImageScorer
 
         clip = ClipTextImageScorer(args.clip)
+    status("generating and scoring")
     summary = run_benchmark(pipeline, definition, scorer, out, tuple(args.ablations), clip)
     print((out / "results.md").read_text())
     if summary["biased_scoring"]:
@@ -109,3 +118,25 @@ def run(args: argparse.Namespace) -> int:
             "facestudio: warning: scored with the conditioning recogniser; these numbers are biased"
         )
     return 0
+
+
+def scoring_model(given: str | None, name: str, flag: str) -> str:
+    """The file a flag names, else `name` in $FACESTUDIO_SCORING_MODELS or the checkout's
+    ../shared/models; one line naming the flag when there is none."""
+    if given:
+        if not Path(given).is_file():
+            raise FaceStudioError(f"{flag} '{given}' does not exist; check the path")
+        return given
+    folders = [Path(os.environ[MODELS_ENV])] if os.environ.get(MODELS_ENV) else []
+    for folder in [*folders, CHECKOUT_MODELS]:
+        if (folder / name).is_file():
+            return str(folder / name)
+    raise FaceStudioError(
+        f"no independent face recogniser found ({name}); give {flag} PATH.onnx (or set "
+        f"${MODELS_ENV} to a folder holding {DEFAULT_DETECTOR} and {DEFAULT_RECOGNIZER})"
+    )
+
+
+def status(message: str) -> None:
+    """A progress line on stderr, so the seconds before results are not silent."""
+    print(f"facestudio: {message}…", file=sys.stderr, flush=True)

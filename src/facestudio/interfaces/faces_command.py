@@ -12,10 +12,10 @@ from tqdm import tqdm
 from facestudio.errors import FaceStudioError
 from facestudio.faces.analyzer import FaceAnalyzer
 from facestudio.faces.drawing import draw_faces
-from facestudio.images import load_image
+from facestudio.images import check_image_file, load_image
 from facestudio.interfaces.example_photo import EXAMPLE_NAME, example_photo
 from facestudio.interfaces.face_options import add_face_backend_arguments, analyzer_from_args
-from facestudio.outputs import check_output_path, encode_png, write_bytes_atomic
+from facestudio.outputs import check_output_paths, encode_png, write_outputs_atomic
 
 
 def add_parser(subparsers) -> None:
@@ -71,12 +71,12 @@ def run(args: argparse.Namespace) -> int:
     sources = args.images or []
     if args.draw and len(sources) > 1:
         raise FaceStudioError("--draw takes one image; run once per image to draw several")
-    outputs = {}
-    if args.json and args.json != "-":
-        outputs["json"] = check_output_path(args.json, args.force)
-    if args.draw:
-        outputs["draw"] = check_output_path(args.draw, args.force)
+    named = {"json": args.json if args.json != "-" else None, "draw": args.draw}
+    named = {key: value for key, value in named.items() if value}
+    outputs = dict(zip(named, check_output_paths(named.values(), args.force), strict=True))
 
+    for photo in sources or args.compare or args.identity or []:
+        check_image_file(photo)  # a missing or unreadable photo fails before the models load
     analyzer = analyzer_from_args(args)
     if args.compare:
         result, lines = _compare(analyzer, args.compare, args.face_index)
@@ -94,11 +94,13 @@ def run(args: argparse.Namespace) -> int:
         print(text)
     else:
         print("\n".join(lines))
+    results = []
     if "json" in outputs:
-        write_bytes_atomic(outputs["json"], (text + "\n").encode())
+        results.append((outputs["json"], (text + "\n").encode()))
     if "draw" in outputs:
         image, faces = images
-        write_bytes_atomic(outputs["draw"], encode_png(draw_faces(image, faces)))
+        results.append((outputs["draw"], encode_png(draw_faces(image, faces))))
+    write_outputs_atomic(results)  # all or none
     return 0
 
 

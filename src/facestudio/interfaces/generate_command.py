@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from facestudio import __version__
 from facestudio.errors import FaceStudioError
-from facestudio.images import load_image
 from facestudio.interfaces.example_photo import EXAMPLE_NAME, example_photo
-from facestudio.outputs import check_output_path, encode_png, write_bytes_atomic
+from facestudio.outputs import check_output_paths, write_outputs_atomic
+from facestudio.pipeline import limits
+from facestudio.pipeline.model_info import (
+    BUNDLED_MODEL_DIR,
+    public_model_name,
+    read_model_info,
+    resolve_model,
+)
+from facestudio.pipeline.request import GenerationRequest, Upload, parse_regions
+from facestudio.provenance.save import provenance_png
 
 
 def add_parser(subparsers) -> None:
@@ -21,7 +27,10 @@ def add_parser(subparsers) -> None:
         description=(
             "Generate images of one or more people. --face gives photos of the first person "
             "(several = multi-shot); each --person adds another person (comma-separated photos "
-            "for several shots). PNGs carry their settings and say they are generated."
+            "for several shots). Every PNG says it is generated and carries its settings and "
+            "signed content credentials (C2PA; a test key unless FACESTUDIO_C2PA_CERT and "
+            "FACESTUDIO_C2PA_KEY name yours). With --num N > 1, -o OUT.png writes OUT-0.png … "
+            "OUT-<N-1>.png and prints each file with its seed."
         ),
     )
     parser.add_argument(
@@ -38,7 +47,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--style", metavar="IMAGE", help="style / composition image")
     parser.add_argument("--image", metavar="IMAGE", help="image-to-image: keep this image's layout")
     parser.add_argument(
-        "--strength", type=float, default=0.8, help="image-to-image noise strength (0, 1]"
+        "--strength",
+        type=float,
+        help="image-to-image noise strength (0, 1], default 0.8; needs --image",
     )
     parser.add_argument("--prompt", help="text (models with a text prior only)")
     parser.add_argument(
@@ -61,22 +72,44 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--model",
         metavar="DIR_OR_HUB_ID",
-        help="FaceStudio pipeline folder or hub id (default: the small model in the package)",
+        help="FaceStudio pipeline folder, hub id, or 'bundled' (default: the small model in the "
+        "package)",
     )
-    parser.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=25,
+        help="denoising steps (default 25; at most the scheduler's training timesteps)",
+    )
     parser.add_argument(
         "--style-scale", type=float, default=5.0, help="guidance scale for style and text"
     )
     parser.add_argument("--face-scale", type=float, default=5.0, help="guidance scale for identity")
     parser.add_argument("--seed", type=int, help="seed of the first image (image i uses seed + i)")
-    parser.add_argument("--num", type=int, default=1, help="number of images")
-    parser.add_argument("--height", type=int, help="output height in pixels (default: the model's)")
-    parser.add_argument("--width", type=int, help="output width in pixels (default: the model's)")
+    parser.add_argument(
+        "--num",
+        type=int,
+        default=1,
+        help=f"number of images, 1–{limits.MAX_IMAGES_PER_CALL}; several go to OUT-0.png, "
+        "OUT-1.png, … (each printed with its seed)",
+    )
+    size_help = (
+        "output {} in pixels (default: the model's; a multiple of its factor, at most "
+        f"{limits.MAX_NATIVE_MULTIPLE}× its native size and {limits.MAX_SIDE})"
+    )
+    parser.add_argument("--height", type=int, help=size_help.format("height"))
+    parser.add_argument("--width", type=int, help=size_help.format("width"))
     parser.add_argument(
         "--background",
         choices=("random", "all"),
         default="random",
         help="what areas outside every person see (several people)",
+    )
+    parser.add_argument(
+        "--no-auto-crop",
+        dest="auto_crop",
+        action="store_false",
+        help="several people: use the style image as is, not cropped around its faces",
     )
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--fp16", action="store_true", help="half precision (GPU only; opt-in)")
@@ -86,47 +119,118 @@ def add_parser(subparsers) -> None:
 
 
 def output_paths(output: str, count: int) -> list[Path]:
+    """`OUT.png` for one image; `OUT-0.png` … `OUT-<count-1>.png` for several."""
     path = Path(output)
     if path.suffix.lower() != ".png":
         raise FaceStudioError(
-            f"output '{output}' must end in .png (the settings are stored in the PNG)"
+            f"output '{output}' must end in .png (the settings and credentials are stored in the PNG)"
         )
     if count == 1:
         return [path]
     return [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(count)]
 
 
-def parse_boxes(text: str) -> list[list[float]] | str:
-    if text == "auto":
-        return "auto"
-    try:
-        return [[float(v) for v in box.split(",")] for box in text.split(";") if box.strip()]
-    except ValueError:
-        raise FaceStudioError(
-            f"--regions '{text}' is not 'auto' or 'x0,y0,x1,y1;...' numbers"
-        ) from None
+def build_request(args: argparse.Namespace) -> GenerationRequest:
+    """The CLI's arguments as a `GenerationRequest` (nothing is read yet)."""
+    if args.example and args.face:
+        raise FaceStudioError("give --face PHOTO or --example, not both")
+    people: list[list] = ([args.face] if args.face else []) + [
+        [photo for photo in p.split(",") if photo] for p in args.person
+    ]
+    if args.example:
+        people.insert(0, [example_upload()])
+    if not people:
+        raise FaceStudioError("give at least one photo with --face PHOTO (or try --example)")
+    return GenerationRequest(
+        people=people,
+        style_image=args.style,
+        image=args.image,
+        strength=args.strength,
+        prompt=args.prompt,
+        regions=parse_regions(args.regions),
+        width=args.width,
+        height=args.height,
+        num_inference_steps=args.steps,
+        seed=args.seed,
+        num_images=args.num,
+        style_guidance_scale=args.style_scale,
+        face_guidance_scale=args.face_scale,
+        alpha=args.alpha,
+        mix_weights=args.mix,
+        face_index=args.face_index,
+        background=args.background,
+        auto_crop=args.auto_crop,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.num < 1:
-        raise FaceStudioError(f"--num must be at least 1, got {args.num}")
-    paths = [check_output_path(p, args.force) for p in output_paths(args.output, args.num)]
-    if args.example and args.face:
-        raise FaceStudioError("give --face PHOTO or --example, not both")
-    people = ([args.face] if args.face else []) + [p.split(",") for p in args.person]
-    for photo in (p for person in people for p in person):
-        if not Path(photo).is_file():
-            raise FaceStudioError(f"cannot read '{photo}': no such file")
-    if args.example:
-        people.insert(0, [example_photo()])
-    if not people:
-        raise FaceStudioError("give at least one photo with --face PHOTO (or try --example)")
-    style = load_image(args.style) if args.style else None
-    content = load_image(args.image) if args.image else None
-    regions = parse_boxes(args.regions)
+    # 1. Everything cheap, before the first side effect: arguments, limits, outputs, model configs.
+    request = build_request(args)
+    model = resolve_model(args.model)
+    info = read_model_info(model)
+    request.validate(info)
+    paths = check_output_paths(output_paths(args.output, args.num), args.force)
+    status(f"checking device '{args.device}'")
+    device, dtype = check_device(args.device, args.fp16)
+    # 2. Photos and faces, before the model loads: "no face found" does not wait for it.
+    analyzer = None
+    prepared = None
+    if info is not None:
+        from facestudio.faces.analyzer import FaceAnalyzer, FaceAnalyzerConfig
+        from facestudio.pipeline.inputs import prepare_request
 
-    import diffusers
+        status("reading photos and finding faces")
+        analyzer = FaceAnalyzer(FaceAnalyzerConfig.from_dict(info.face_analysis))
+        prepared = prepare_request(request, lambda: analyzer, info)
+    # 3. The model, then the images.
+    status(f"loading the model ({public_model_name(model)})")
+    pipeline = load_pipeline(model, device, dtype)
+    if analyzer is not None:
+        pipeline.set_face_analyzer(analyzer)
+    result = pipeline(request=request, prepared=prepared)
+    for warning in result.metadata[0]["warnings"]:
+        print(f"facestudio: warning: {warning}", file=sys.stderr)
+    encoded = [
+        provenance_png(image, metadata, path.name)
+        for image, metadata, path in zip(result.images, result.metadata, paths, strict=True)
+    ]
+    write_outputs_atomic(list(zip(paths, encoded, strict=True)))  # all or none
+    for path, metadata in zip(paths, result.metadata, strict=True):
+        print(f"wrote {path} (seed {metadata['seed']})")
+    return 0
+
+
+def check_device(name: str, fp16: bool):
+    """The torch device and dtype, refused in one line when this machine cannot use them."""
     import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise FaceStudioError(
+            f"--device '{name}' is not a torch device; use cpu, cuda, cuda:N or mps"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        build = "has no CUDA support" if torch.version.cuda is None else "finds no CUDA GPU"
+        raise FaceStudioError(
+            f"--device {name}: this torch ({torch.__version__}) {build}; use --device cpu or "
+            "install a CUDA build of torch"
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise FaceStudioError(
+            f"--device {name}: there are {torch.cuda.device_count()} CUDA device(s)"
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise FaceStudioError(f"--device {name}: MPS is not available here; use --device cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise FaceStudioError(f"--device {name}: FaceStudio runs on cpu, cuda or mps")
+    if fp16 and device.type == "cpu":
+        raise FaceStudioError("--fp16 needs a GPU (--device cuda); on a CPU use the default fp32")
+    return device, torch.float16 if fp16 else torch.float32
+
+
+def load_pipeline(model: str, device, dtype):
+    import diffusers
     import transformers
 
     from facestudio.pipeline import FaceStudioPipeline
@@ -134,59 +238,26 @@ def run(args: argparse.Namespace) -> int:
     # Loading is quick and its per-file bars are noise; the denoising bar stays.
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
-
-    model = args.model or default_model()
-    dtype = torch.float16 if args.fp16 else torch.float32
-    pipeline = FaceStudioPipeline.from_pretrained(model, dtype=dtype).to(args.device)
-    result = pipeline(
-        prompt=args.prompt,
-        identities=people,
-        style_image=style,
-        image=content,
-        strength=args.strength,
-        regions=regions,
-        alpha=args.alpha,
-        mix_weights=args.mix,
-        face_index=args.face_index,
-        style_guidance_scale=args.style_scale,
-        face_guidance_scale=args.face_scale,
-        num_inference_steps=args.steps,
-        height=args.height,
-        width=args.width,
-        num_images_per_prompt=args.num,
-        seed=args.seed,
-        background=args.background,
-    )
-    for warning in result.metadata[0]["warnings"]:
-        print(f"facestudio: warning: {warning}", file=sys.stderr)
-    if args.example:
-        for metadata in result.metadata:
-            metadata["people"][0]["sources"] = [{"photo": EXAMPLE_NAME}]
-    encoded = [
-        encode_png(image, png_text(metadata, model))
-        for image, metadata in zip(result.images, result.metadata, strict=True)
-    ]
-    for path, data in zip(paths, encoded, strict=True):
-        write_bytes_atomic(path, data)
-        print(f"wrote {path}")
-    print(f"seed {result.metadata[0]['seed']}")
-    return 0
+    return FaceStudioPipeline.from_pretrained(model, dtype=dtype).to(device)
 
 
-def png_text(metadata: dict, model: str) -> dict[str, str]:
-    """PNG text chunks: a plain statement that the image is generated, and every setting."""
-    settings = {**metadata, "model": str(model)}
-    return {
-        "Software": f"FaceStudio {__version__}",
-        "Description": "AI-generated image (FaceStudio); not a photograph",
-        "facestudio": json.dumps(settings, sort_keys=True),
-    }
+def status(message: str) -> None:
+    """A progress line on stderr, so the seconds before the progress bar are not silent."""
+    print(f"facestudio: {message}…", file=sys.stderr, flush=True)
 
 
-BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "bundled_model"
+def example_upload() -> Upload:
+    """The `--example` photo as an upload named for the metadata."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(example_photo()).save(buffer, format="PNG")
+    return Upload(EXAMPLE_NAME, buffer.getvalue())
 
 
-def default_model(folder: Path = BUNDLED_MODEL) -> str:
+def default_model(folder: Path = BUNDLED_MODEL_DIR) -> str:
     """The small model that ships in the package (see its README.md model card)."""
     if not (folder / "model_index.json").is_file():
         raise FaceStudioError(

@@ -45,16 +45,25 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from facestudio.configuration import check_dataclass
     from facestudio.data.prepare import PrepareConfig, prepare, write_index
+    from facestudio.data.sources import list_items
     from facestudio.faces.analyzer import FaceAnalyzer
+    from facestudio.outputs import check_output_folder
 
-    config = PrepareConfig(
-        resolution=args.resolution,
-        face_fraction=args.face_fraction,
-        min_face=args.min_face,
-        shard_size=args.shard_size,
-        keep_faceless=args.keep_faceless,
+    # Everything a user gave is checked before the face models load or anything is written.
+    config = check_dataclass(
+        PrepareConfig(
+            resolution=args.resolution,
+            face_fraction=args.face_fraction,
+            min_face=args.min_face,
+            shard_size=args.shard_size,
+            keep_faceless=args.keep_faceless,
+        ),
+        "the command line",
     )
+    check_output_folder(args.out)
+    list_items(args.sources)
     analyzer = FaceAnalyzer(analyzer_config_from_args(args))
     state = _distributed_state()
     start = time.perf_counter()

@@ -19,6 +19,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--cpu", action="store_true", help="train on the CPU even if a GPU is present"
     )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="start output_dir's run over (its checkpoints, logs and starting model are deleted)",
+    )
     parser.set_defaults(run=run_train)
 
     export = subparsers.add_parser(
@@ -37,10 +42,10 @@ def add_parser(subparsers) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from facestudio.training.config import load_config
-    from facestudio.training.trainer import train
+    from facestudio.training.loop import train
 
     config = load_config(args.config)
-    result = train(config, cpu=True if args.cpu else None)
+    result = train(config, cpu=True if args.cpu else None, restart=args.restart)
     print(
         f"trained to step {result.step} in {result.seconds:.0f} s; loss {result.first_loss:.4f} -> "
         f"{result.final_loss:.4f}; latest checkpoint {result.checkpoint}"
@@ -49,8 +54,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from facestudio.training.export import export_pipeline
+    from facestudio.training.run import export_checkpoint
 
-    out = export_pipeline(args.checkpoint, args.output, use_ema=not args.no_ema)
+    out = export_checkpoint(args.checkpoint, args.output, use_ema=not args.no_ema)
     print(f"wrote pipeline {out}")
     return 0

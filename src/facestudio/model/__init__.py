@@ -4,7 +4,8 @@ from facestudio.model.hybrid_guidance import HybridGuidance
 from facestudio.model.multi_identity_attention import (
     IdentityRouting,
     MultiIdentityAttnProcessor,
-    install_multi_identity_processors,
+    concat_identity_tokens,
+    install_identity_routing,
 )
 from facestudio.model.style_encoder import StyleEncoder
 
@@ -13,5 +14,6 @@ __all__ = [
     "IdentityRouting",
     "MultiIdentityAttnProcessor",
     "StyleEncoder",
-    "install_multi_identity_processors",
+    "concat_identity_tokens",
+    "install_identity_routing",
 ]

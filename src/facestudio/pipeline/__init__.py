@@ -1,5 +1,25 @@
-"""The generation pipeline: `FaceStudioPipeline` and how its inputs are resolved."""
+"""The generation pipeline: `FaceStudioPipeline`, the request it runs and how inputs resolve.
 
-from facestudio.pipeline.pipeline import FaceStudioPipeline, FaceStudioPipelineOutput
+`FaceStudioPipeline` (torch, diffusers) loads on first use, so that front ends can read
+`limits`, `ModelInfo` and validate a `GenerationRequest` in milliseconds.
+"""
 
-__all__ = ["FaceStudioPipeline", "FaceStudioPipelineOutput"]
+from __future__ import annotations
+
+_LAZY = {
+    "FaceStudioPipeline": "facestudio.pipeline.pipeline",
+    "FaceStudioPipelineOutput": "facestudio.pipeline.pipeline",
+    "GenerationRequest": "facestudio.pipeline.request",
+    "ModelInfo": "facestudio.pipeline.model_info",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'facestudio.pipeline' has no attribute {name!r}")
+
+
+__all__ = ["FaceStudioPipeline", "FaceStudioPipelineOutput", "GenerationRequest", "ModelInfo"]

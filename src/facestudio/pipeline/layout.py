@@ -1,5 +1,5 @@
 """Where each person goes: the `regions` argument resolved to boxes or masks on the canvas,
-and a function giving non-overlapping masks at any U-Net resolution.
+non-overlapping masks at any U-Net resolution, and the `IdentityRouting` built from them.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from facestudio.errors import FaceStudioError
 from facestudio.faces.regions import check_boxes, person_regions, region_masks
+from facestudio.model.multi_identity_attention import IdentityRouting, resample_regions
 
 
 @dataclass
@@ -32,22 +32,31 @@ class Layout:
         return len(self.boxes) if self.boxes is not None else self.masks.shape[0]
 
     def masks_at(self, width: int, height: int) -> torch.Tensor:
-        """(N, height, width) bool, non-overlapping."""
+        """(N, height, width) bool, non-overlapping; a face too small for the grid keeps a cell."""
         if self.boxes is not None:
             grid = region_masks(
                 self.boxes, (self.width, self.height), (width, height), self.anchors
             )
             return torch.from_numpy(grid)
-        coverage = F.interpolate(self.masks[None], size=(height, width), mode="area")[0]
-        best = coverage.argmax(dim=0)
-        owned = coverage.max(dim=0).values >= 0.5
-        masks = torch.stack([(best == i) & owned for i in range(self.count)])
-        for i in range(self.count):
-            if not masks[i].any():  # keep a region that vanished at this resolution
-                flat = int(coverage[i].argmax())
-                if not masks[:, flat // width, flat % width].any():
-                    masks[i, flat // width, flat % width] = True
-        return masks
+        return resample_regions(self.masks[None], (height, width))[0]
+
+    def routing(
+        self,
+        token_owner: torch.Tensor,
+        latent_size: tuple[int, int],
+        levels: int,
+        background: str = "random",
+        generator: torch.Generator | None = None,
+    ) -> IdentityRouting:
+        """The routing of these regions for a (height, width) latent and a U-Net of `levels`."""
+        return IdentityRouting.from_mask_function(
+            token_owner,
+            lambda height, width: self.masks_at(width, height),
+            latent_size,
+            levels,
+            background,
+            generator,
+        )
 
     def describe(self) -> dict:
         if self.boxes is not None:
@@ -68,9 +77,9 @@ def resolve_layout(
     `regions`: None or "auto" (people detected in the layout image, else an even split), a
     list of (x0, y0, x1, y1) boxes in canvas pixels, or masks (N, H, W) at any resolution.
     """
-    if people <= 1 and regions in (None, "auto"):
+    if people <= 1 and is_auto(regions):
         return None
-    if regions is None or (isinstance(regions, str) and regions == "auto"):
+    if is_auto(regions):
         return _auto_layout(people, width, height, layout_image, analyzer_factory)
     if isinstance(regions, str):
         raise FaceStudioError(f"regions must be 'auto', boxes or masks, got '{regions}'")
@@ -89,7 +98,16 @@ def resolve_layout(
         raise FaceStudioError(
             f"{people} people but {layout.count} region(s); give exactly one region per person"
         )
+    if layout.masks is not None:
+        empty = [i for i in range(layout.count) if not layout.masks[i].max() > 0]
+        if empty:
+            raise FaceStudioError(f"region mask(s) {empty} are empty; give each person some area")
     return layout
+
+
+def is_auto(regions) -> bool:
+    """Whether `regions` asks for automatic regions (None or "auto")."""
+    return regions is None or (isinstance(regions, str) and regions == "auto")
 
 
 def _auto_layout(people, width, height, layout_image, analyzer_factory) -> Layout:

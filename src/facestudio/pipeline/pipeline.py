@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import math
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -17,22 +15,27 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from facestudio import __version__
 from facestudio.errors import FaceStudioError, ModelLoadError
 from facestudio.faces.analyzer import FaceAnalyzer, FaceAnalyzerConfig
-from facestudio.faces.regions import mask_faces
 from facestudio.model.hybrid_guidance import HybridGuidance
 from facestudio.model.multi_identity_attention import (
-    IdentityRouting,
-    install_multi_identity_processors,
+    concat_identity_tokens,
+    install_identity_routing,
+    routes_identities,
+    unet_levels,
 )
 from facestudio.model.style_encoder import StyleEncoder
 from facestudio.model.text_prior import sample_prior_embeddings
-from facestudio.pipeline.identities import Person, mix_people, resolve_people
-from facestudio.pipeline.layout import resolve_layout
+from facestudio.pipeline.generic_loading import class_name_of, write_generic_loader
+from facestudio.pipeline.identities import Person
+from facestudio.pipeline.inputs import PreparedRequest, prepare_request
+from facestudio.pipeline.model_info import PICKLE_SUFFIXES, ModelInfo, resolve_model
+from facestudio.pipeline.request import GenerationRequest, ImageInput
+from facestudio.provenance import watermark
+from facestudio.provenance.metadata import image_metadata, label_image
 
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 STYLE_FACES = ("keep", "mask")
+OUTPUT_TYPES = ("pil", "np", "latent")
 
 
 @dataclass
@@ -41,6 +44,17 @@ class FaceStudioPipelineOutput(BaseOutput):
 
     images: list[Image.Image] | np.ndarray
     metadata: list[dict]
+
+    def save(self, index: int, path: str | os.PathLike, force: bool = False, signing=None) -> Path:
+        """Write image `index` as a PNG with its label, settings and signed content
+        credentials (`signing`: a `facestudio.provenance.credentials.SigningConfig`; default
+        the configured key or a test key). Refuses to overwrite unless `force`."""
+        from facestudio.provenance.save import save_image
+
+        image = self.images[index]
+        if isinstance(image, np.ndarray):
+            image = Image.fromarray(image)
+        return save_image(image, path, self.metadata[index], force, signing)
 
 
 class FaceStudioPipeline(DiffusionPipeline):
@@ -98,6 +112,8 @@ class FaceStudioPipeline(DiffusionPipeline):
         )
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self._face_analyzer: FaceAnalyzer | None = None
+        # Once, here: each call passes its routing in `cross_attention_kwargs`.
+        install_identity_routing(unet)
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -105,7 +121,14 @@ class FaceStudioPipeline(DiffusionPipeline):
     def from_pretrained(
         cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs
     ) -> FaceStudioPipeline:
-        """Load a pipeline folder (or hub id). Only safetensors weights are read; pickles are refused."""
+        """Load a pipeline folder, a hub id, or "bundled" (`facestudio.BUNDLED_MODEL`: the small
+        model shipped in the package).
+
+        Only safetensors weights are read; pickles are refused. A local folder's configs are
+        checked first (`ModelInfo`: importable component modules, sane sizes), so a damaged
+        or hostile folder fails in one line before anything is built.
+        """
+        pretrained_model_name_or_path = resolve_model(pretrained_model_name_or_path)
         path = Path(pretrained_model_name_or_path)
         if path.suffix.lower() in PICKLE_SUFFIXES:
             raise ModelLoadError(
@@ -127,6 +150,7 @@ class FaceStudioPipeline(DiffusionPipeline):
                     f"'{pickles[0]}' is a pickle file; FaceStudio loads safetensors only, "
                     "so convert or remove it"
                 )
+            ModelInfo.from_folder(path)
         kwargs.setdefault("use_safetensors", True)
         try:
             return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
@@ -143,6 +167,23 @@ class FaceStudioPipeline(DiffusionPipeline):
             raise ModelLoadError(
                 f"cannot load the pipeline from '{pretrained_model_name_or_path}': damaged weights ({exc})"
             ) from None
+
+    @classmethod
+    def load_config(cls, *args, **kwargs):
+        """diffusers' config reader, with a `[file, class]` `_class_name` (the entry that lets
+        diffusers' generic loader open the folder) read as the class name, so that this class
+        never runs code from a model folder."""
+        loaded = super().load_config(*args, **kwargs)
+        config = loaded[0] if isinstance(loaded, tuple) else loaded
+        if "_class_name" in config:
+            config["_class_name"] = class_name_of(config["_class_name"])
+        return loaded
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """diffusers' save (safetensors), plus what lets `DiffusionPipeline.from_pretrained(
+        folder, trust_remote_code=True)` open the folder (see `generic_loading`)."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        write_generic_loader(save_directory)
 
     @property
     def face_analyzer(self) -> FaceAnalyzer:
@@ -164,10 +205,10 @@ class FaceStudioPipeline(DiffusionPipeline):
         self,
         prompt: str | None = None,
         identities=None,
-        style_image: Image.Image | np.ndarray | None = None,
-        image: Image.Image | np.ndarray | None = None,
-        strength: float = 0.8,
-        regions=None,
+        style_image: ImageInput | None = None,
+        image: ImageInput | None = None,
+        strength: float | None = None,
+        regions="auto",
         alpha: float | None = None,
         mix_weights: list[float] | None = None,
         face_index: int | None = None,
@@ -182,8 +223,11 @@ class FaceStudioPipeline(DiffusionPipeline):
         seed: int | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         background: str = "random",
+        auto_crop: bool = True,
         output_type: str = "pil",
         return_dict: bool = True,
+        request: GenerationRequest | None = None,
+        prepared: PreparedRequest | None = None,
     ) -> FaceStudioPipelineOutput | tuple:
         """Generate images of the given people.
 
@@ -191,9 +235,11 @@ class FaceStudioPipeline(DiffusionPipeline):
             prompt: text, through the prior into CLIP-image space (models with a text prior).
             identities: one entry per person: a photo (path, PIL, RGB array), a face embedding,
                 or a list of them (several photos of that person).
-            style_image: the style/content reference (CLIP vision branch).
-            image, strength: image-to-image: start from `image` noised to `strength` (0–1].
-            regions: None/"auto" (people found in `image` or `style_image`, else an even
+            style_image: the style/content reference (CLIP vision branch): a path, PIL image
+                or RGB array.
+            image, strength: image-to-image: start from `image` (path, PIL, array) noised to
+                `strength` (0–1], default 0.8; `strength` without `image` is an error.
+            regions: "auto"/None (people found in `image` or `style_image`, else an even
                 split), boxes (x0, y0, x1, y1) in output pixels, or masks (N, H, W).
             alpha: weight of the image branch against the text branch (`e_g = α·e_i +
                 (1−α)·e_p`); default 1 without a prompt, 0 with a prompt only, 0.5 with both.
@@ -204,46 +250,57 @@ class FaceStudioPipeline(DiffusionPipeline):
                 float rounding between batch sizes); `generator` overrides it.
             background: what queries outside every person region see: "random" (one person,
                 drawn once per call) or "all".
+            auto_crop: with several people placed automatically from `style_image`, crop it
+                around its faces to the output's shape first (`facestudio.pipeline.framing`).
+            request: a `GenerationRequest` (as the CLI and the server build) instead of the
+                arguments above; `prepared`: its inputs already loaded by
+                `facestudio.pipeline.inputs.prepare_request` (e.g. before this model loaded).
+
+        Every request is checked against `facestudio.pipeline.limits` and this model's
+        capabilities before any work. Output images carry their label and settings: a plain
+        `out.images[0].save("x.png")` writes them; `out.save(0, "x.png")` adds signed content
+        credentials.
         """
-        height = height or self.unet.config.sample_size * self.vae_scale_factor
-        width = width or self.unet.config.sample_size * self.vae_scale_factor
-        self._check_arguments(
-            prompt,
-            style_image,
-            image,
-            strength,
-            alpha,
-            height,
-            width,
-            num_inference_steps,
-            num_images_per_prompt,
-            style_guidance_scale,
-            face_guidance_scale,
-        )
-        if alpha is None:
-            alpha = 1.0 if prompt is None else (0.0 if style_image is None else 0.5)
-        if prompt is not None and alpha < 1.0 and prior_num_inference_steps < 2:
-            raise FaceStudioError(
-                f"the prior needs at least 2 steps, got {prior_num_inference_steps}"
+        if request is None:
+            request = prepared.request if prepared is not None else GenerationRequest(
+                people=identities,
+                style_image=style_image,
+                image=image,
+                strength=strength,
+                prompt=prompt,
+                regions=regions,
+                width=width,
+                height=height,
+                num_inference_steps=num_inference_steps,
+                prior_num_inference_steps=prior_num_inference_steps,
+                seed=seed,
+                num_images=num_images_per_prompt,
+                style_guidance_scale=style_guidance_scale,
+                face_guidance_scale=face_guidance_scale,
+                prior_guidance_scale=prior_guidance_scale,
+                alpha=alpha,
+                mix_weights=mix_weights,
+                face_index=face_index,
+                background=background,
+                auto_crop=auto_crop,
             )
+        info = self._check_arguments(request, generator, output_type)
+        if prepared is None:
+            prepared = prepare_request(request, lambda: self.face_analyzer, info)
+        prompt, alpha, background = request.prompt, request.effective_alpha, request.background
+        style_image, image = prepared.style_image, prepared.image
+        strength = request.effective_strength
+        height, width, batch = prepared.height, prepared.width, request.num_images
+        people, layout = prepared.people, prepared.layout
+        style_guidance_scale = request.style_guidance_scale
+        face_guidance_scale = request.face_guidance_scale
+        prior_guidance_scale = request.prior_guidance_scale
+        prior_num_inference_steps = request.prior_num_inference_steps
+        num_inference_steps = request.num_inference_steps
         device = self._execution_device
-        batch = num_images_per_prompt
-        seeds, generators = _generators(seed, generator, batch)
+        seeds, generators = _generators(prepared.seeds, generator, batch)
 
-        face_dim = self.guidance.config.face_dim
-        people = resolve_people(identities, lambda: self.face_analyzer, face_dim, face_index)
-        if mix_weights is not None:
-            if not people:
-                raise FaceStudioError("mix weights were given but no identities to mix")
-            people = [mix_people(people, mix_weights)]
-        layout_image = image if image is not None else style_image
-        layout = resolve_layout(
-            regions, len(people), width, height, layout_image, lambda: self.face_analyzer
-        )
-        if style_image is not None and self.config.style_faces == "mask":
-            style_image = self._mask_style_faces(style_image)
-
-        contexts, coefficients = self._guidance_contexts(
+        contexts, coefficients, token_owner = self._guidance_contexts(
             people,
             prompt,
             style_image,
@@ -268,23 +325,18 @@ class FaceStudioPipeline(DiffusionPipeline):
             contexts.dtype,
         )
 
-        restore = None
+        routing = None
         if layout is not None:
-            background_identity = int(torch.randint(len(people), (1,), generator=generators[0]))
-            routing = IdentityRouting(
-                layout.masks_at,
-                len(people),
-                self.guidance.config.num_tokens,
-                (width // self.vae_scale_factor, height // self.vae_scale_factor),
-                background,
-                background_identity,
-            )
-            restore = install_multi_identity_processors(self.unet, routing)
-        try:
-            latents = self._denoise(latents, timesteps, contexts, coefficients, generators)
-        finally:
-            if restore is not None:
-                self.unet.set_attn_processor(restore)
+            if not routes_identities(self.unet):
+                raise FaceStudioError(
+                    "this U-Net's attention processors were replaced, so it cannot keep people "
+                    "apart; call facestudio.model.install_identity_routing(pipeline.unet)"
+                )
+            latent_size = (latents.shape[-2], latents.shape[-1])
+            routing = layout.routing(
+                token_owner, latent_size, unet_levels(self.unet), background, generators[0]
+            ).to(device)
+        latents = self._denoise(latents, timesteps, contexts, coefficients, generators, routing)
 
         images = self._decode(latents, output_type)
         settings = {
@@ -292,7 +344,7 @@ class FaceStudioPipeline(DiffusionPipeline):
             "alpha": alpha,
             "style_image": style_image is not None,
             "image_to_image": image is not None,
-            "strength": strength if image is not None else None,
+            "strength": strength,
             "style_guidance_scale": style_guidance_scale,
             "face_guidance_scale": face_guidance_scale,
             "steps": num_inference_steps,
@@ -301,81 +353,33 @@ class FaceStudioPipeline(DiffusionPipeline):
             "width": width,
             "background": background if layout else None,
             "people": [{"sources": p.sources} for p in people],
-            "mix_weights": mix_weights,
+            "mix_weights": request.mix_weights,
             "regions": layout.describe() if layout else None,
-            "warnings": [w for p in people for w in p.warnings],
-            "model": str(getattr(self.config, "_name_or_path", "") or ""),
+            "style_crop": prepared.framing.describe() if prepared.framing else None,
+            "watermark": watermark.method_for(width, height) if output_type != "latent" else None,
+            "warnings": prepared.warnings,
+            "model": info.name,
         }
-        metadata = [
-            {
-                "generated": True,
-                "generator": f"FaceStudio {__version__}",
-                "seed": s,
-                "index": i,
-                **settings,
-            }
-            for i, s in enumerate(seeds)
-        ]
+        metadata = [image_metadata(settings, s, i) for i, s in enumerate(seeds)]
+        if output_type == "pil":
+            images = [label_image(picture, m) for picture, m in zip(images, metadata, strict=True)]
         if not return_dict:
             return images, metadata
         return FaceStudioPipelineOutput(images=images, metadata=metadata)
 
-    def _mask_style_faces(self, style_image: Image.Image | np.ndarray) -> Image.Image:
-        picture = np.asarray(
-            style_image.convert("RGB") if isinstance(style_image, Image.Image) else style_image
-        )
-        boxes = [face.box for face in self.face_analyzer.analyze(picture).faces]
-        return Image.fromarray(mask_faces(picture, boxes))
-
-    def _check_arguments(
-        self,
-        prompt,
-        style_image,
-        image,
-        strength,
-        alpha,
-        height,
-        width,
-        steps,
-        batch,
-        style_scale,
-        face_scale,
-    ) -> None:
-        factor = self.vae_scale_factor
-        if height % factor or width % factor or height <= 0 or width <= 0:
+    def _check_arguments(self, request: GenerationRequest, generator, output_type) -> ModelInfo:
+        """Check the request against the limits and this model, before any work."""
+        info = ModelInfo.from_pipeline(self)
+        request.validate(info)
+        if output_type not in OUTPUT_TYPES:
             raise FaceStudioError(
-                f"height and width must be positive multiples of {factor} for this model, "
-                f"got {width}×{height}; try {max(factor, round(width / factor) * factor)}×"
-                f"{max(factor, round(height / factor) * factor)}"
+                f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}"
             )
-        if not isinstance(steps, int) or steps <= 0:
+        if isinstance(generator, list) and len(generator) != request.num_images:
             raise FaceStudioError(
-                f"the number of steps must be a positive whole number, got {steps}"
+                f"{len(generator)} generators for {request.num_images} images; give one per image"
             )
-        if not isinstance(batch, int) or batch <= 0:
-            raise FaceStudioError(f"the number of images must be at least 1, got {batch}")
-        if prompt is not None and self.prior is None:
-            raise FaceStudioError(
-                "this model has no text prior, so it cannot follow a prompt; give a style image "
-                "instead (--style IMAGE)"
-            )
-        if style_image is not None and self.style_encoder is None:
-            raise FaceStudioError("this model has no style encoder, so it cannot use a style image")
-        if alpha is not None:
-            if not 0.0 <= alpha <= 1.0:
-                raise FaceStudioError(f"alpha must be between 0 and 1, got {alpha}")
-            if alpha < 1.0 and prompt is None:
-                raise FaceStudioError(
-                    f"alpha {alpha} gives weight to the text branch; give a prompt or use alpha 1"
-                )
-        if image is not None and not 0.0 < strength <= 1.0:
-            raise FaceStudioError(f"strength must be in (0, 1], got {strength}")
-        for name, value in (
-            ("style guidance scale", style_scale),
-            ("face guidance scale", face_scale),
-        ):
-            if not math.isfinite(value) or value < 0:
-                raise FaceStudioError(f"the {name} must be a non-negative number, got {value}")
+        return info
 
     def _guidance_contexts(
         self,
@@ -390,8 +394,9 @@ class FaceStudioPipeline(DiffusionPipeline):
         generator,
         batch,
         device,
-    ) -> tuple[torch.Tensor, list[float]]:
-        """Context tokens of each guidance term, stacked on the batch axis, and their weights.
+    ) -> tuple[torch.Tensor, list[float], torch.Tensor]:
+        """Context tokens of each guidance term, stacked on the batch axis, their weights, and
+        the token layout (which person each context token belongs to; the same in every term).
 
         ε = (1 − s_style)·ε(∅, ∅) + (s_style − s_face)·ε(style, ∅) + s_face·ε(style, face);
         terms with weight 0 are not computed.
@@ -411,7 +416,7 @@ class FaceStudioPipeline(DiffusionPipeline):
             ).to(device)
         faces = [torch.from_numpy(p.embedding)[None].to(device) for p in people] or [None]
 
-        def context(with_content: bool, with_face: bool) -> torch.Tensor:
+        def context(with_content: bool, with_face: bool) -> tuple[torch.Tensor, torch.Tensor]:
             tokens = [
                 self.guidance(
                     face if with_face else None,
@@ -422,7 +427,7 @@ class FaceStudioPipeline(DiffusionPipeline):
                 )
                 for face in faces
             ]
-            return torch.cat(tokens, dim=1)  # (1, N·K, D): the people's tokens one after another
+            return concat_identity_tokens(tokens)  # (1, ΣK, D) and its token layout
 
         weights = {
             (False, False): 1.0 - style_scale,
@@ -433,8 +438,9 @@ class FaceStudioPipeline(DiffusionPipeline):
             # No content input takes part, so ε(style, ∅) is ε(∅, ∅): two terms suffice.
             weights = {(False, False): 1.0 - face_scale, (True, True): face_scale}
         terms = [(key, w) for key, w in weights.items() if w != 0.0]
-        contexts = torch.cat([context(*key).expand(batch, -1, -1) for key, _ in terms])
-        return contexts.to(self.unet.dtype), [w for _, w in terms]
+        built = [context(*key) for key, _ in terms]
+        contexts = torch.cat([tokens.expand(batch, -1, -1) for tokens, _ in built])
+        return contexts.to(self.unet.dtype), [w for _, w in terms], built[0][1]
 
     def _initial_latents(
         self, image, strength, steps, height, width, batch, generators, device, dtype
@@ -459,11 +465,18 @@ class FaceStudioPipeline(DiffusionPipeline):
         encoded = encoded.expand(batch, -1, -1, -1).to(dtype)
         return self.scheduler.add_noise(encoded, noise, timesteps[:1].repeat(batch)), timesteps
 
-    def _denoise(self, latents, timesteps, contexts, coefficients, generators):
+    def _denoise(self, latents, timesteps, contexts, coefficients, generators, routing=None):
         terms = len(coefficients)
+        # The guidance terms stack as torch.cat([x] * terms), the batch layout routing expects.
+        attention_kwargs = None if routing is None else routing.attention_kwargs()
         for t in self.progress_bar(timesteps):
             model_input = self.scheduler.scale_model_input(torch.cat([latents] * terms), t)
-            predicted = self.unet(model_input, t, encoder_hidden_states=contexts).sample
+            predicted = self.unet(
+                model_input,
+                t,
+                encoder_hidden_states=contexts,
+                cross_attention_kwargs=attention_kwargs,
+            ).sample
             parts = predicted.chunk(terms)
             noise = sum(w * part for w, part in zip(coefficients, parts, strict=True))
             latents = self.scheduler.step(noise, t, latents, generator=generators).prev_sample
@@ -476,23 +489,18 @@ class FaceStudioPipeline(DiffusionPipeline):
             latents.to(self.vae.dtype) / self.vae.config.scaling_factor
         ).sample
         pixels = ((decoded.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
-        array = pixels.permute(0, 2, 3, 1).cpu().numpy()
+        # The invisible watermark goes into the pixels here, where the image is large enough.
+        array = np.stack([watermark.embed(a) for a in pixels.permute(0, 2, 3, 1).cpu().numpy()])
         if output_type == "np":
             return array
         return [Image.fromarray(a) for a in array]
 
 
-def _generators(seed, generator, batch) -> tuple[list[int | None], list[torch.Generator]]:
+def _generators(seeds: list[int], generator, batch) -> tuple[list, list[torch.Generator]]:
+    """One generator per image: from `generator` when given (seeds unknown), else the seeds."""
     if generator is not None:
         generators = generator if isinstance(generator, list) else [generator] * batch
-        if len(generators) != batch:
-            raise FaceStudioError(
-                f"{len(generators)} generators for {batch} images; give one per image"
-            )
         return [None] * batch, generators
-    if seed is None:
-        seed = secrets.randbelow(2**31)
-    seeds = [seed + i for i in range(batch)]
     return seeds, [torch.Generator().manual_seed(s) for s in seeds]
 
 

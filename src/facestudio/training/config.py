@@ -1,21 +1,34 @@
 """The training configuration: a TOML or YAML file, checked key by key on load.
 
-An unknown or mistyped key, or a value of the wrong type, is an error that names the key (and
-the closest known key), before anything is built or trained.
+An unknown or mistyped key, a value of the wrong type or out of its range (each field declares
+it), or a missing required setting is an error that names the key (and the closest known key),
+before anything is built, written or trained.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import tomllib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
+from facestudio.configuration import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Range,
+    Seed,
+    check_dataclass,
+    load_dataclass,
+)
 from facestudio.errors import FaceStudioError
+from facestudio.model.components import ComponentSizes
+
+MAX_VALIDATION_STEPS = 1000
+"""The scheduler's training timesteps: validation samples with at most this many steps, and
+timestep settings lie below it."""
 
 
 @dataclass
@@ -31,8 +44,8 @@ class ModelConfig:
     clip_models: list = field(default_factory=list)
     prior: str = ""
     pipeline: str = ""
-    num_tokens: int = 4
-    seed: int = 0
+    num_tokens: PositiveInt = 4
+    seed: Seed = 0
 
 
 @dataclass
@@ -40,8 +53,8 @@ class DataConfig:
     """A folder made by `facestudio prepare`; images are resized to `resolution` if given."""
 
     path: str = ""
-    resolution: int = 0
-    num_workers: int = 0
+    resolution: NonNegativeInt = 0
+    num_workers: NonNegativeInt = 0
 
 
 @dataclass
@@ -57,36 +70,43 @@ class OptimizationConfig:
     the loss inside the face box (where identity shows); `cache_latents` encodes every
     training image once with the frozen VAE instead of at every step. `standardize_face` sets
     the guidance's face-embedding statistics from the data when a run starts from a model
-    without them (the identity input then learns as fast as the style input)."""
+    without them (the identity input then learns as fast as the style input).
+    `identity_loss_weight` > 0 adds the identity loss (training/identity_loss.py): 1 − cosine
+    between dlib's embedding of the decoded image (the one-step clean estimate, for samples
+    noised at most `identity_max_timestep`) and the conditioning embedding, on at most
+    `identity_max_samples` faces per batch; for the decoder target, on its reconstructions."""
 
-    target: Literal["diffusion", "autoencoder", "decoder"] = "diffusion"
-    kl_weight: float = 1e-6
+    target: str = "diffusion"  # an Objective's name (training/objectives.py)
+    kl_weight: NonNegativeFloat = 1e-6
     trainable: Literal["unet", "lora"] = "unet"
-    lora_rank: int = 8
-    learning_rate: float = 1e-5
-    batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    max_steps: int = 1000
-    max_grad_norm: float = 1.0
+    lora_rank: PositiveInt = 8
+    learning_rate: PositiveFloat = 1e-5
+    batch_size: PositiveInt = 8
+    gradient_accumulation_steps: PositiveInt = 1
+    max_steps: PositiveInt = 1000
+    max_grad_norm: NonNegativeFloat = 1.0  # 0: no clipping
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     gradient_checkpointing: bool = False
     use_ema: bool = False
-    ema_decay: float = 0.999
+    ema_decay: Probability = 0.999
     use_8bit_adam: bool = False
     train_style_encoder: bool = False
-    style_dropout: float = 0.64
-    face_dropout: float = 0.1
-    snr_gamma: float = 0.0
-    face_loss_weight: float = 1.0
+    style_dropout: Probability = 0.64
+    face_dropout: Probability = 0.1
+    snr_gamma: NonNegativeFloat = 0.0  # 0: plain MSE
+    face_loss_weight: NonNegativeFloat = 1.0
+    identity_loss_weight: NonNegativeFloat = 0.0  # 0: no identity loss
+    identity_max_timestep: Annotated[int, Range(0, MAX_VALIDATION_STEPS - 1)] = 400
+    identity_max_samples: PositiveInt = 8
     cache_latents: bool = False
     standardize_face: bool = True
-    seed: int = 0
+    seed: Seed = 0
 
 
 @dataclass
 class CheckpointConfig:
-    every_steps: int = 500
-    keep_last: int = 3
+    every_steps: PositiveInt = 500
+    keep_last: PositiveInt = 3
 
 
 @dataclass
@@ -94,15 +114,15 @@ class ValidationConfig:
     """Images from fixed identities and seeds (the first `samples` training samples) every
     `every_steps` steps (0: never)."""
 
-    every_steps: int = 0
-    samples: int = 4
-    steps: int = 25
-    seed: int = 0
+    every_steps: NonNegativeInt = 0
+    samples: PositiveInt = 4
+    steps: Annotated[int, Range(1, MAX_VALIDATION_STEPS)] = 25
+    seed: Seed = 0
 
 
 @dataclass
 class LoggingConfig:
-    every_steps: int = 10
+    every_steps: PositiveInt = 10
     format: Literal["csv", "tensorboard"] = "csv"
 
 
@@ -119,86 +139,68 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def model_settings(self) -> dict:
+        """The settings that decide the trained model's shape and start (dotted keys): a run
+        folder keeps training only under the ones it was started with."""
+        settings = {f"model.{key}": value for key, value in dataclasses.asdict(self.model).items()}
+        for key in MODEL_TRAIN_SETTINGS:
+            settings[f"train.{key}"] = getattr(self.train, key)
+        return settings
+
+
+MODEL_TRAIN_SETTINGS = (
+    "target",
+    "trainable",
+    "lora_rank",
+    "train_style_encoder",
+    "standardize_face",
+)
+"""`[train]` keys that change what is trained (beside all of `[model]`)."""
+
 
 def load_config(path: str | Path) -> TrainConfig:
     """Read and check a .toml or .yaml/.yml training configuration."""
-    path = Path(path)
-    if not path.is_file():
-        raise FaceStudioError(f"config '{path}' does not exist")
-    text = path.read_text()
-    try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        else:
-            raise FaceStudioError(f"config '{path}' must be .toml, .yaml or .yml")
-    except (tomllib.TOMLDecodeError, ValueError) as exc:
-        raise FaceStudioError(
-            f"config '{path}' is not valid {path.suffix[1:].upper()}: {exc}"
-        ) from None
-    config = config_from_dict(data, source=str(path))
-    if not config.output_dir:
-        raise FaceStudioError(f"config '{path}' needs output_dir (where checkpoints go)")
-    if not config.data.path:
-        raise FaceStudioError(
-            f"config '{path}' needs data.path (a folder made by facestudio prepare)"
-        )
-    return config
+    config = load_dataclass(path, TrainConfig, what="config")
+    return check_config(config, f"'{path}'")
 
 
 def config_from_dict(data: dict, source: str = "config") -> TrainConfig:
-    return _build(TrainConfig, data, "", source)
+    """A configuration from a dict (train_config.json, tests), keys and values checked."""
+    return load_dataclass(data, TrainConfig, name=source)
 
 
-def _build(cls, data, prefix: str, source: str):
-    if not isinstance(data, dict):
+def check_config(config: TrainConfig, source: str = "the config") -> TrainConfig:
+    """Every value in range and every setting a run needs present; raises before any work."""
+    check_dataclass(config, source)
+    if not config.output_dir:
+        raise FaceStudioError(f"config {source} needs output_dir (where checkpoints go)")
+    if not config.data.path:
         raise FaceStudioError(
-            f"'{prefix.rstrip('.') or 'the top level'}' in {source} must be a table of settings"
+            f"config {source} needs data.path (a folder made by facestudio prepare)"
         )
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    values = {}
-    for key, value in data.items():
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = (
-                f"; did you mean '{prefix}{close[0]}'?"
-                if close
-                else f"; known keys: {', '.join(known)}"
-            )
-            raise FaceStudioError(f"unknown key '{prefix}{key}' in {source}{hint}")
-        kind = hints[key]
-        if dataclasses.is_dataclass(kind):
-            values[key] = _build(kind, value, f"{prefix}{key}.", source)
-        else:
-            values[key] = _check(value, kind, f"{prefix}{key}", source)
-    return cls(**values)
+    model = config.model
+    if model.init == "pretrained" and not model.base:
+        raise FaceStudioError(f"model.init = 'pretrained' in {source} needs model.base")
+    if model.init == "pipeline" and not model.pipeline:
+        raise FaceStudioError(f"model.init = 'pipeline' in {source} needs model.pipeline")
+    if model.init == "random":
+        component_sizes(model, source)
+    return config
 
 
-def _check(value, kind, name: str, source: str):
-    origin = typing.get_origin(kind)
-    if origin is Literal:
-        if value not in typing.get_args(kind):
-            options = ", ".join(repr(v) for v in typing.get_args(kind))
-            raise FaceStudioError(f"'{name}' in {source} must be one of {options}, got {value!r}")
-        return value
-    expected = {
-        int: (int,),
-        float: (int, float),
-        bool: (bool,),
-        str: (str,),
-        list: (list,),
-        dict: (dict,),
-    }
-    base = origin if isinstance(origin, type) else kind
-    if isinstance(kind, types.UnionType):
-        base = typing.get_args(kind)[0]
-    allowed = expected.get(base, (object,))
-    if (isinstance(value, bool) and base in (int, float)) or not isinstance(value, allowed):
-        raise FaceStudioError(
-            f"'{name}' in {source} must be {base.__name__}, got {type(value).__name__} {value!r}"
-        )
-    return float(value) if base is float else value
+def component_sizes(model: ModelConfig, source: str = "the config") -> ComponentSizes:
+    """`model.preset` with `model.num_tokens` and `model.sizes` over it; every size a positive
+    whole number."""
+    preset = ComponentSizes.tiny() if model.preset == "tiny" else ComponentSizes.sd15()
+    sizes = load_dataclass(
+        {**dataclasses.asdict(preset), "num_tokens": model.num_tokens, **model.sizes},
+        ComponentSizes,
+        name=source,
+        prefix="model.sizes.",
+    )
+    for f in dataclasses.fields(sizes):
+        value = getattr(sizes, f.name)
+        values = value if isinstance(value, tuple) else (value,)
+        if any(type(v) is int and v < 1 for v in values):
+            raise FaceStudioError(f"'model.sizes.{f.name}' in {source} must be >= 1, got {value!r}")
+    return sizes

@@ -63,6 +63,9 @@ class OnnxBackend(FaceBackend):
                 )
             if not Path(path).is_file():
                 raise ModelLoadError(f"{label} model '{path}' does not exist; check the path")
+        # OpenCV 5 warns on stderr that its new graph engine ignores the target; not our concern.
+        log_level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         try:
             self._detector = cv2.FaceDetectorYN.create(
                 str(config.detector_model),
@@ -77,6 +80,8 @@ class OnnxBackend(FaceBackend):
                 f"cannot load detector model '{config.detector_model}' as YuNet ONNX: "
                 f"{str(exc).strip().splitlines()[-1]}"
             ) from None
+        finally:
+            cv2.utils.logging.setLogLevel(log_level)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = config.threads or min(4, os.cpu_count() or 1)
         options.log_severity_level = 3

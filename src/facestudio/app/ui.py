@@ -1,0 +1,289 @@
+"""The web page (gradio): the same request, validation, job queue and model as the HTTP API.
+
+The page turns its widgets into the same form fields the API takes
+(`GenerationRequest.from_mapping`), so both refuse bad input with the same one-line messages,
+shown in the page's status line. Results are shown and downloaded from the API's image route,
+so a download is the PNG exactly as made (labels and credentials intact), never a copy that
+gradio re-encoded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import logging
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from facestudio.app.jobs import Job, JobQueue, JobStatus
+from facestudio.app.studio import Studio
+from facestudio.errors import FaceStudioError
+from facestudio.pipeline import limits
+from facestudio.pipeline.request import DEFAULT_STRENGTH, GenerationRequest, Upload
+
+logger = logging.getLogger(__name__)
+
+PAGE_PEOPLE = min(4, limits.MAX_PEOPLE)
+"""People the page offers (the API takes up to `limits.MAX_PEOPLE`)."""
+
+POLL_S = 0.25
+"""How often the page's handler looks at its job's progress."""
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(GenerationRequest)}
+
+CSS = """
+/* The page's own styles (given to gradio when it is mounted). */
+#status .error { color: #b00020; font-weight: 600; }
+.fs-results { display: flex; flex-wrap: wrap; gap: 12px; }
+.fs-results figure { margin: 0; text-align: center; }
+.fs-results img { width: 160px; height: auto; image-rendering: pixelated; border-radius: 4px; }
+"""
+
+
+def build_ui(studio: Studio, jobs: JobQueue) -> gr.Blocks:
+    """The page: inputs on the left; status, results and the faces found on the right."""
+    info = studio.info
+    with gr.Blocks(
+        title="FaceStudio",
+        delete_cache=(60, int(jobs.retention_s)),
+        analytics_enabled=False,  # the page calls no outside service
+    ) as page:
+        gr.Markdown(
+            f"# FaceStudio\nModel **{html.escape(info.name)}** "
+            f"({info.native_side}×{info.native_side} px). Every image is labelled as "
+            "AI-generated and carries its settings. Photos stay in this server's memory only "
+            f"for the job; results are deleted after {jobs.retention_s / 60:.0f} minutes. "
+            "HTTP API: [/docs](/docs)."
+        )
+        with gr.Row():
+            with gr.Column():
+                widgets = _inputs(studio)
+                button = gr.Button("Generate", variant="primary", elem_id="generate")
+            with gr.Column():
+                status = gr.Markdown(elem_id="status")
+                results = gr.HTML(elem_id="results")
+                faces = gr.Gallery(
+                    label="Faces found (numbered largest first)",
+                    elem_id="faces",
+                    columns=4,
+                    height=320,
+                    object_fit="contain",
+                    interactive=False,
+                )
+                faces_note = gr.Markdown(elem_id="faces-note")
+        inputs = set(widgets.values())
+
+        def on_generate(values: dict, progress=gr.Progress()):  # noqa: B008 (gradio's idiom)
+            yield from _generate(studio, jobs, _fields(widgets, values), progress)
+
+        def on_photos(values: dict):
+            return _preview(studio, _fields(widgets, values))
+
+        button.click(on_generate, inputs, [status, results], concurrency_limit=None)
+        for name in _person_names():
+            widgets[name].change(on_photos, inputs, [faces, faces_note])
+        widgets["face_index"].blur(on_photos, inputs, [faces, faces_note])
+        widgets["face_index"].submit(on_photos, inputs, [faces, faces_note])
+    return page
+
+
+def _inputs(studio: Studio) -> dict[str, gr.components.Component]:
+    """The widgets, by the request field (or person) each one fills."""
+    info = studio.info
+    widgets: dict[str, gr.components.Component] = {}
+    names = _person_names()
+    widgets[names[0]] = _photos(0)
+    with gr.Accordion("More people", open=False):
+        for number, name in enumerate(names[1:], start=1):
+            widgets[name] = _photos(number)
+    if info.has_style_encoder:
+        widgets["style_image"] = gr.Image(
+            label="Style image",
+            type="filepath",
+            image_mode=None,
+            sources=["upload"],
+            elem_id="style-image",
+        )
+    with gr.Accordion("Start from an image (image-to-image)", open=False):
+        widgets["image"] = gr.Image(
+            label="Content image",
+            type="filepath",
+            image_mode=None,
+            sources=["upload"],
+            elem_id="content-image",
+        )
+        widgets["strength"] = gr.Slider(0.05, 1.0, DEFAULT_STRENGTH, step=0.05, label="Strength")
+    widgets["prompt"] = gr.Textbox(label="Prompt", visible=info.has_text_prior, elem_id="prompt")
+    widgets["regions"] = gr.Textbox(
+        value="auto",
+        label="Regions: auto, or one box per person x0,y0,x1,y1;...",
+        elem_id="regions",
+    )
+    with gr.Accordion("Identity mixing", open=False):
+        widgets["mix"] = gr.Checkbox(label="Blend all people into one", elem_id="mix")
+        for number in range(PAGE_PEOPLE):
+            widgets[f"mix_{number}"] = gr.Slider(
+                0.0, 1.0, 0.5, step=0.05, label=f"Person {number + 1}"
+            )
+    with gr.Row():
+        # Text, not gr.Number: a Number cannot be empty, and empty means "draw a seed".
+        widgets["seed"] = gr.Textbox(label="Seed", placeholder="random", elem_id="seed")
+        widgets["num_images"] = gr.Slider(
+            1,
+            limits.MAX_IMAGES_PER_CALL,
+            _DEFAULTS["num_images"],
+            step=1,
+            label="Images",
+            elem_id="num-images",
+        )
+    with gr.Row():
+        widgets["num_inference_steps"] = gr.Number(
+            _DEFAULTS["num_inference_steps"],
+            label="Steps",
+            precision=0,
+            minimum=1,
+            maximum=info.max_steps,
+            elem_id="steps",
+        )
+        widgets["face_index"] = gr.Textbox(
+            label="Face index", placeholder="the largest face (0)", elem_id="face-index"
+        )
+    with gr.Row():
+        for name, label in (
+            ("style_guidance_scale", "Style scale"),
+            ("face_guidance_scale", "Face scale"),
+        ):
+            widgets[name] = gr.Number(
+                _DEFAULTS[name], label=label, minimum=0, maximum=limits.MAX_GUIDANCE_SCALE
+            )
+    return widgets
+
+
+def _photos(number: int) -> gr.File:
+    return gr.File(
+        label=f"Person {number + 1}: photos (several photos = multi-shot)",
+        file_count="multiple",
+        file_types=["image"],
+        type="filepath",
+        height=140,
+        elem_id=f"person-{number}",
+    )
+
+
+def _person_names() -> list[str]:
+    return [f"person_{number}" for number in range(PAGE_PEOPLE)]
+
+
+def _fields(widgets: dict, values: dict) -> tuple[dict[str, str], dict[str, list[Upload]]]:
+    """The widgets' values as the API's form fields and files (the same request builder)."""
+    value = {name: values[widget] for name, widget in widgets.items()}
+    files = {}
+    people = [name for name in _person_names() if value.get(name)]
+    for number, name in enumerate(people):  # people without photos close up the numbering
+        files[f"person_{number}"] = [_upload(path) for path in value[name]]
+    for name in ("style_image", "image"):
+        if value.get(name):
+            files[name] = [_upload(value[name])]
+    fields = {
+        key: _text(value[key])
+        for key in (
+            "prompt",
+            "regions",
+            "seed",
+            "num_images",
+            "num_inference_steps",
+            "face_index",
+            "style_guidance_scale",
+            "face_guidance_scale",
+        )
+        if key in value and value[key] is not None
+    }
+    if "image" in files:
+        fields["strength"] = _text(value["strength"])
+    if value.get("mix"):
+        weights = [value[f"mix_{_person_names().index(name)}"] for name in people]
+        fields["mix_weights"] = ",".join(_text(w) for w in weights)
+    if not fields.get("prompt"):
+        fields.pop("prompt", None)
+    return fields, files
+
+
+def _text(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _upload(path: str) -> Upload:
+    """An uploaded file read into memory, named as the user's file was."""
+    return Upload(Path(path).name, Path(path).read_bytes())
+
+
+def _generate(studio: Studio, jobs: JobQueue, form, progress):
+    """Validate, queue, follow the job, show the images: (status, results) updates."""
+    try:
+        request = GenerationRequest.from_mapping(*form)
+        studio.check(request)
+        job = jobs.submit(request)
+    except FaceStudioError as exc:
+        yield _error(str(exc)), ""
+        return
+    yield "Queued…", ""
+    while not job.status.finished:
+        if job.status is JobStatus.RUNNING and job.steps_total:
+            progress((job.steps_done, job.steps_total), desc="Generating", unit="steps")
+        time.sleep(POLL_S)
+    if job.status is JobStatus.FAILED:
+        yield _error(job.error or "the job failed"), ""
+        return
+    yield _done(job), results_html(job)
+
+
+def _error(message: str) -> str:
+    return f'<span class="error">Error: {html.escape(message)}</span>'
+
+
+def _done(job: Job) -> str:
+    count = len(job.results)
+    lines = [f"Done: {count} image{'s' * (count != 1)}."]
+    lines += [f"Warning: {html.escape(w)}" for w in job.warnings]
+    return "  \n".join(lines)
+
+
+def results_html(job: Job) -> str:
+    """The images with their seeds and download links (the API's route: exact bytes)."""
+    figures = []
+    for index, result in enumerate(job.results):
+        url = f"/v1/jobs/{job.id}/images/{index}"
+        seed = result.metadata.get("seed")
+        figures.append(
+            f'<figure><img src="{url}" alt="generated image {index + 1}, seed {seed}">'
+            f'<figcaption>seed {seed} · <a href="{url}" download="{job.image_name(index)}">'
+            "Download PNG</a></figcaption></figure>"
+        )
+    return f'<div class="fs-results">{"".join(figures)}</div>'
+
+
+def _preview(studio: Studio, form):
+    """The faces of every photo, and which one each person's identity will come from."""
+    fields, files = form
+    people = [files[f"person_{n}"] for n in range(len(files)) if f"person_{n}" in files]
+    if not people:
+        return [], ""
+    try:
+        face_index = GenerationRequest.from_mapping({"face_index": fields.get("face_index", "")})
+        found = studio.preview(people, face_index.face_index)
+    except FaceStudioError as exc:
+        return [], _error(str(exc))
+    lines = [f"Person {photo.person + 1} · {photo.name}: {_faces_text(photo)}" for photo in found]
+    gallery = [(photo.picture, line) for photo, line in zip(found, lines, strict=True)]
+    notes = lines + [f"Warning: {m}" for photo in found for m in photo.messages]
+    return gallery, "  \n".join(html.escape(note) for note in notes)
+
+
+def _faces_text(photo) -> str:
+    if photo.used is None:
+        return "no face found"
+    return f"{photo.faces} face{'s' * (photo.faces != 1)}, using face {photo.used}"

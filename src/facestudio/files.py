@@ -1,0 +1,83 @@
+"""What a path names, in words, and why an operation on it failed, in one line.
+
+Inputs are read and outputs are replaced only when they are regular files: a FIFO blocks a
+reader forever, a device such as /dev/zero never ends, and renaming a result over a device
+or a socket destroys it. Errors say which of these a path is (not "empty" or "no such file"),
+and turn the operating system's error numbers for full, read-only or forbidden places into a
+sentence that names the folder and the fix.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+
+def kind_of(mode: int) -> str:
+    """'a folder', 'a FIFO (named pipe)', 'a character device'...: what an `st_mode` describes."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "a special file"
+
+
+_REASONS = {
+    errno.ENOSPC: ("no space left on '{folder}'", "free some space or choose another folder"),
+    errno.EDQUOT: ("disk quota exceeded on '{folder}'", "free some space or choose another folder"),
+    errno.EFBIG: (
+        "the file is too large for the file system of '{folder}'",
+        "choose another folder",
+    ),
+    errno.EROFS: ("'{folder}' is on a read-only file system", "choose another folder"),
+    errno.EACCES: ("no permission to write in '{folder}'", "choose another folder"),
+    errno.EPERM: ("no permission to write in '{folder}'", "choose another folder"),
+    errno.ENOENT: ("folder '{folder}' does not exist", "create it first"),
+    errno.ENOTDIR: ("'{folder}' is not a folder", "choose another folder"),
+    errno.ENAMETOOLONG: ("the name is too long for '{folder}'", "choose a shorter name"),
+    errno.ELOOP: ("too many symbolic links in '{folder}'", "give a plain path"),
+    errno.EIO: (
+        "input/output error on '{folder}' (a failing disk or a lost network mount?)",
+        "check the device or choose another folder",
+    ),
+}
+"""Error numbers a user can act on while writing. Anything else is not a user's mistake and
+propagates unchanged, so that real bugs still show their traceback."""
+
+
+STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+"""Errors that only the storage being written causes, whatever code was running."""
+
+
+def write_failure(exc: OSError, folder: os.PathLike | str, name: os.PathLike | str) -> str | None:
+    """One line for an `OSError` met while writing `name` in `folder`, or None if not a user's."""
+    reason = _REASONS.get(exc.errno)
+    if reason is None:
+        return None
+    problem, fix = reason
+    return f"cannot write '{name}': {problem.format(folder=folder)}; {fix}"
+
+
+def environment_failure(exc: OSError) -> str | None:
+    """One line for an `OSError` that the machine or its files caused, wherever it was met:
+    full, read-only or failing storage, or a permission a user can change. None for the rest,
+    which may be a bug and keep their traceback."""
+    if exc.errno not in STORAGE_ERRORS | {errno.EACCES, errno.EPERM}:
+        return None
+    where = f" on '{exc.filename}'" if exc.filename else ""
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"{exc.strerror or 'permission denied'}{where}; change its permissions or choose another path"
+    return (
+        f"{exc.strerror or os.strerror(exc.errno)}{where}; free some space or choose another folder"
+    )

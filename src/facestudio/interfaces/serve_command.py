@@ -1,0 +1,69 @@
+"""`facestudio serve`: the web page and the HTTP API on one server, with one model loaded."""
+
+from __future__ import annotations
+
+import argparse
+
+from facestudio.app.config import ServeConfig, token_from_environment
+from facestudio.errors import FaceStudioError
+
+DEFAULTS = ServeConfig()
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="web page and HTTP API for generation (needs: pip install 'facestudio[app]')",
+        description=(
+            "Serve the web page (/) and the HTTP API (/v1, docs at /docs) with one model in "
+            "memory. Binding to anything but loopback needs a token in $FACESTUDIO_TOKEN. "
+            "Uploaded photos stay in memory for their job only."
+        ),
+    )
+    parser.add_argument(
+        "--model",
+        metavar="DIR_OR_HUB_ID",
+        help="FaceStudio pipeline folder, hub id or 'bundled' (default: the bundled model)",
+    )
+    parser.add_argument(
+        "--host", default=DEFAULTS.host, help="address to bind (default %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULTS.port, help="port (default %(default)s)"
+    )
+    parser.add_argument(
+        "--queue-size",
+        type=int,
+        default=DEFAULTS.queue_size,
+        help="jobs that may wait before new ones get 429 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--retention",
+        type=float,
+        default=DEFAULTS.retention_s,
+        metavar="SECONDS",
+        help="how long results stay downloadable (default %(default)s)",
+    )
+    parser.add_argument("--device", default=DEFAULTS.device, help="torch device, e.g. cpu or cuda")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = ServeConfig(
+        model=args.model,
+        host=args.host,
+        port=args.port,
+        token=token_from_environment(),
+        queue_size=args.queue_size,
+        retention_s=args.retention,
+        device=args.device,
+    )
+    config.check()  # before the imports and the model load: a refusal costs milliseconds
+    try:
+        from facestudio.app.server import serve
+    except ImportError as exc:
+        raise FaceStudioError(
+            f"the server needs the app extra ({exc.name} is missing): pip install 'facestudio[app]'"
+        ) from None
+    serve(config)
+    return 0

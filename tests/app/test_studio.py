@@ -1,0 +1,80 @@
+"""The server's model wrapper: step progress from the pipeline, the faces preview, checks that
+decode uploads, and no face cache on disk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facestudio.app.studio import Studio
+from facestudio.errors import FaceStudioError
+from facestudio.pipeline.request import GenerationRequest, Upload
+from tests.app.conftest import encode
+
+
+def test_a_run_reports_every_denoising_step(studio, photo):
+    steps = []
+    request = GenerationRequest(
+        people=[[Upload("astronaut.jpg", photo)]], num_inference_steps=3, seed=1
+    )
+    outcome = studio.run(request, lambda done, total: steps.append((done, total)))
+    assert steps == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert len(outcome.results) == 1 and outcome.results[0].data.startswith(b"\x89PNG")
+
+
+def test_image_to_image_reports_the_steps_it_really_takes(studio, photo):
+    steps = []
+    request = GenerationRequest(
+        people=[[Upload("astronaut.jpg", photo)]],
+        image=Upload("start.jpg", photo),
+        strength=0.5,
+        num_inference_steps=4,
+        seed=1,
+    )
+    studio.run(request, lambda done, total: steps.append((done, total)))
+    assert steps[0] == (0, 2) and steps[-1] == (2, 2)
+
+
+def test_the_preview_numbers_faces_and_says_which_is_used(studio, photo, astronaut):
+    two = encode(np.concatenate([astronaut, astronaut[:, :, :]], axis=1))
+    blank = encode(np.full((120, 120, 3), 200, np.uint8))
+    found = studio.preview(
+        [[Upload("one.jpg", photo)], [Upload("two.png", two), Upload("wall.png", blank)]], None
+    )
+    assert [(p.person, p.name, p.faces, p.used) for p in found] == [
+        (0, "one.jpg", 1, 0),
+        (1, "two.png", 2, 0),
+        (1, "wall.png", 0, None),
+    ]
+    assert "'two.png' has 2 faces; using face 0" in found[1].messages[0]
+    assert found[2].messages[0].startswith("no face found in 'wall.png'")
+    assert found[1].picture.size == (1024, 512)
+    chosen = studio.preview([[Upload("two.png", two)]], 1)
+    assert chosen[0].used == 1 and chosen[0].messages == []
+
+
+def test_check_refuses_an_undecodable_upload_with_the_loaders_message(studio):
+    request = GenerationRequest(people=[[Upload("cut.jpg", b"\xff\xd8\xff\xe0 truncated")]])
+    with pytest.raises(FaceStudioError, match=r"cannot read 'cut\.jpg'"):
+        studio.check(request)
+
+
+def test_the_server_never_caches_faces_on_disk_even_when_the_model_says_to(tmp_path, photo):
+    from facestudio.model.components import random_components
+    from facestudio.pipeline.pipeline import FaceStudioPipeline
+
+    pipeline = FaceStudioPipeline(**random_components())
+    analysis = {**pipeline.config.face_analysis, "cache_dir": str(tmp_path / "cache")}
+    pipeline.register_to_config(face_analysis=analysis)
+    assert pipeline.config.face_analysis["cache_dir"]  # what the model asks for
+    studio = Studio(pipeline)
+    studio.preview([[Upload("astronaut.jpg", photo)]], None)
+    assert studio.pipeline.face_analyzer.cache is None
+    assert studio._preview_analyzer.cache is None
+    assert not (tmp_path / "cache").exists()
+
+
+def test_it_describes_the_model_and_its_limits(studio: Studio):
+    described = studio.describe()
+    assert described["name"] == "bundled" and described["style_image"] is True
+    assert described["max_side"] == 256 and described["size_multiple"] == 4
