@@ -1,10 +1,12 @@
 """Resolution ceilings of one or more models on held-out people, compared pairwise.
 
 For each model and portrait size: every held-out person's conditioning photo as a face-centred
-portrait, scored by the independent recogniser as is and after a round trip through the
-model's autoencoder (`facestudio.evaluation.benchmark.resolution_ceilings`). With two or more
-models, the first is the baseline: the others get the paired difference of their
-through-autoencoder scores and its paired t-test p-value.
+portrait, scored as is and after a round trip through the model's autoencoder
+(`facestudio.evaluation.benchmark.resolution_ceilings`), by two recognisers: the independent
+one (the judge) and the model's own conditioning recogniser (dlib; biased, reported beside it
+to show a decoder that pleases the encoder it was trained against without looking more like
+the person). With two or more models, the first is the baseline: the others get the paired
+difference of their through-autoencoder scores and its paired t-test p-value.
 
     python recipes/identity_loss/ceilings.py --benchmark RUN/split/heldout.json \
         --model bundled --model RUN/decoder-identity-exported --sizes 64 96 128 --out ceilings.json
@@ -29,6 +31,8 @@ from facestudio.interfaces.eval_command import (
 )
 from facestudio.pipeline import FaceStudioPipeline
 
+JUDGES = ("independent", "conditioning")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,7 +42,25 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="JSON file to write")
     args = parser.parse_args()
     definition = load_definition(args.benchmark)
-    analyzer = FaceAnalyzer(
+    results = {judge: {} for judge in JUDGES}
+    for model in args.model:
+        pipeline = FaceStudioPipeline.from_pretrained(model)
+        for judge, scorer in scorers(pipeline).items():
+            references = {i.name: scorer.reference(i.reference) for i in definition.identities}
+            results[judge][model] = {
+                size: resolution_ceilings(pipeline, definition, scorer, references, size)
+                for size in args.sizes
+            }
+    compared = {judge: compare(results[judge]) for judge in JUDGES}
+    report = {"people": len(definition.identities), "models": results, "compared": compared}
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    for judge in JUDGES:
+        print(f"\n{judge} recogniser\n{table(results[judge], compared[judge])}")
+
+
+def scorers(pipeline: FaceStudioPipeline) -> dict[str, FaceScorer]:
+    """The independent judge and the model's own conditioning recogniser (biased)."""
+    independent = FaceAnalyzer(
         FaceAnalyzerConfig(
             backend="onnx",
             onnx=OnnxBackendConfig(
@@ -47,18 +69,11 @@ def main() -> None:
             ),
         )
     )
-    scorer = FaceScorer(analyzer)
-    references = {i.name: scorer.reference(i.reference) for i in definition.identities}
-    results = {}
-    for model in args.model:
-        pipeline = FaceStudioPipeline.from_pretrained(model)
-        results[model] = {
-            size: resolution_ceilings(pipeline, definition, scorer, references, size)
-            for size in args.sizes
-        }
-    report = {"people": len(definition.identities), "models": results, "compared": compare(results)}
-    Path(args.out).write_text(json.dumps(report, indent=2))
-    print(table(results, report["compared"]))
+    own = pipeline.face_analyzer.backend.recognizer_id()
+    return {
+        "independent": FaceScorer(independent, own),
+        "conditioning": FaceScorer(pipeline.face_analyzer, own, allow_biased=True),
+    }
 
 
 def compare(results: dict) -> dict:
@@ -77,10 +92,7 @@ def compare(results: dict) -> dict:
 
 
 def table(results: dict, compared: dict) -> str:
-    lines = [
-        "| model | size | portrait | through autoencoder |",
-        "|---|---|---|---|",
-    ]
+    lines = ["| model | size | portrait | through autoencoder |", "|---|---|---|---|"]
     for name, by_size in results.items():
         for size, c in by_size.items():
             lines.append(
@@ -88,7 +100,7 @@ def table(results: dict, compared: dict) -> str:
             )
     for key, value in compared.items():
         lines.append(
-            f"\n{key}: {value['difference']:+.4f} (paired t-test p = {value['p_value']:.2g})"
+            f"{key}: {value['difference']:+.4f} (paired t-test p = {value['p_value']:.2g})"
         )
     return "\n".join(lines)
 

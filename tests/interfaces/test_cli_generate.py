@@ -245,3 +245,41 @@ def test_saved_pngs_carry_credentials_and_file_names_only(tiny_pipeline_folder, 
     credentials = read_credentials(out.read_bytes())
     assert credentials.intact and credentials.generated
     assert credentials.settings["seed"] == 1 and credentials.settings["warnings"]
+
+
+@pytest.mark.parametrize(("flags", "auto_crop"), [((), True), (("--no-auto-crop",), False)])
+def test_no_auto_crop_reaches_the_pipeline(
+    tiny_pipeline_folder, tmp_path, capsys, monkeypatch, flags, auto_crop
+):
+    from facestudio.pipeline import FaceStudioPipeline
+
+    calls = []
+    original = FaceStudioPipeline.__call__
+
+    def recording_call(self, *args, **kwargs):
+        calls.append((kwargs["request"], kwargs["prepared"]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FaceStudioPipeline, "__call__", recording_call)
+    out = tmp_path / "two.png"
+    code, _, err = generate(
+        capsys,
+        tiny_pipeline_folder,
+        "--face",
+        str(shared_file(FACE)),
+        "--person",
+        str(shared_file("data/deepface/id03/img3.jpg")),
+        "--style",
+        str(shared_file("data/groups/couple.jpg")),
+        "--seed",
+        "1",
+        *flags,
+        "-o",
+        str(out),
+    )
+    assert code == 0, err
+    ((request, prepared),) = calls
+    assert request.auto_crop is auto_crop
+    assert (prepared.framing is not None) is auto_crop  # the style image cropped or as given
+    settings = json.loads(Image.open(out).info["facestudio"])
+    assert (settings["style_crop"] is not None) is auto_crop

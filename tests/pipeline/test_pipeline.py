@@ -179,6 +179,58 @@ def test_image_to_image_runs_strength_times_steps(tiny_pipeline, monkeypatch):
     np.testing.assert_array_equal(_pixels(out), _pixels(again))
 
 
+def test_the_step_callback_sees_every_step_once_and_in_order(tiny_pipeline):
+    (a,) = _faces(1)
+    seen = []
+
+    def record(pipe, step_index, timestep, callback_kwargs):
+        assert pipe is tiny_pipeline and list(callback_kwargs) == ["latents"]
+        seen.append((step_index, float(timestep), callback_kwargs["latents"].clone()))
+        return {}
+
+    out = _run(tiny_pipeline, identities=[a], output_type="latent", callback_on_step_end=record)
+    assert [step for step, _, _ in seen] == list(range(STEPS))
+    timesteps = [t for _, t, _ in seen]
+    assert timesteps == sorted(timesteps, reverse=True) and len(set(timesteps)) == STEPS
+    assert torch.equal(seen[-1][2], out.images)  # the latents after each step, the last final
+    seen.clear()
+    content = Image.new("RGB", (64, 64), (120, 60, 30))
+    _run(
+        tiny_pipeline,
+        identities=[a],
+        image=content,
+        strength=0.5,
+        num_inference_steps=8,
+        callback_on_step_end=record,
+    )
+    assert [step for step, _, _ in seen] == [0, 1, 2, 3]  # image-to-image runs 4 of 8
+
+
+def test_latents_returned_by_the_step_callback_replace_the_loops(tiny_pipeline):
+    (a,) = _faces(1)
+    plain = _pixels(_run(tiny_pipeline, identities=[a]))
+
+    def zero_at(step):
+        def callback(pipe, step_index, timestep, callback_kwargs):
+            if step_index != step:
+                return {}
+            return {"latents": torch.zeros_like(callback_kwargs["latents"])}
+
+        return callback
+
+    zeroed = _run(
+        tiny_pipeline, identities=[a], output_type="latent", callback_on_step_end=zero_at(STEPS - 1)
+    )
+    assert torch.count_nonzero(zeroed.images) == 0
+    assert not np.array_equal(
+        _pixels(_run(tiny_pipeline, identities=[a], callback_on_step_end=zero_at(0))), plain
+    )
+    unchanged = _run(tiny_pipeline, identities=[a], callback_on_step_end=lambda *args: {})
+    np.testing.assert_array_equal(_pixels(unchanged), plain)
+    # The callback belonged to its call: the next call without one is the plain image.
+    np.testing.assert_array_equal(_pixels(_run(tiny_pipeline, identities=[a])), plain)
+
+
 def test_photos_as_identities_and_metadata(tiny_pipeline):
     photo = shared_file("data/groups/couple.jpg")
     out = _run(tiny_pipeline, identities=[photo], face_index=1)
@@ -254,6 +306,12 @@ def test_a_masking_model_greys_the_faces_of_the_style_image(tiny_pipeline, tmp_p
         (dict(identities=["A"], height=60), FaceStudioError, "multiples? of 8"),
         (dict(identities=["A"], num_inference_steps=0), FaceStudioError, "whole number"),
         (dict(identities=[np.ones(512)]), FaceStudioError, "must have 128"),
+        (
+            dict(identities=["A"], callback_on_step_end_tensor_inputs=["prompt_embeds"]),
+            FaceStudioError,
+            "list of names from latents; got \\['prompt_embeds'\\]",
+        ),
+        (dict(identities=["A"], callback_on_step_end="print"), FaceStudioError, "a function"),
     ],
 )
 def test_bad_input_gets_a_clear_error(tiny_pipeline, kwargs, error, message):

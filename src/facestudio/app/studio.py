@@ -67,12 +67,12 @@ class Studio:
         import diffusers
         import transformers
 
-        from facestudio.app.progress import StepReportingPipeline
+        from facestudio.pipeline.pipeline import FaceStudioPipeline
 
         # Loading takes seconds and its per-file bars are noise in a server's log.
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.disable_progress_bar()
-        pipeline = StepReportingPipeline.from_pretrained(path).to(device)
+        pipeline = FaceStudioPipeline.from_pretrained(path).to(device)
         return cls(pipeline, info)
 
     # -- the front ends' questions ---------------------------------------------------------
@@ -138,12 +138,19 @@ class Studio:
     # -- the worker's job ------------------------------------------------------------------
 
     def run(self, request: GenerationRequest, progress: ProgressCallback) -> JobOutcome:
-        """Generate the images of `request` and encode them as labelled, signed PNGs."""
+        """Generate the images of `request` and encode them as labelled, signed PNGs, reporting
+        (steps done, steps in all) before the first denoising step and after each."""
         prepared = prepare_request(request, lambda: self.pipeline.face_analyzer, self.info)
-        from facestudio.app.progress import reporting_steps
+        from facestudio.pipeline.pipeline import denoising_steps
 
-        with reporting_steps(progress):
-            output = self.pipeline(request=request, prepared=prepared)
+        total = denoising_steps(request.num_inference_steps, request.effective_strength)
+
+        def report_step(pipeline, step_index: int, timestep, callback_kwargs: dict) -> dict:
+            progress(step_index + 1, total)
+            return {}
+
+        progress(0, total)
+        output = self.pipeline(request=request, prepared=prepared, callback_on_step_end=report_step)
         results = []
         for image, metadata in zip(output.images, output.metadata, strict=True):
             name = f"facestudio-seed{metadata.get('seed')}.png"

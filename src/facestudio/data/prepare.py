@@ -42,6 +42,10 @@ from facestudio.outputs import check_output_folder, staged_output, write_bytes_a
 
 SKIP_REASONS = ("unreadable", "no_face", "face_too_small")
 
+PORTRAIT_FACE_FRACTION = 0.5
+"""How wide the face's ArcFace square is in a training portrait (face, hair and neck): the
+framing the model learns, and so the framing evaluation's resolution ceilings use."""
+
 
 @dataclass(frozen=True)
 class PrepareConfig:
@@ -57,7 +61,7 @@ class PrepareConfig:
     """
 
     resolution: Annotated[int, Range(32, 4096)] = 256
-    face_fraction: Annotated[float, Range(0, 1, low_open=True)] = 0.5
+    face_fraction: Annotated[float, Range(0, 1, low_open=True)] = PORTRAIT_FACE_FRACTION
     min_face: NonNegativeInt = 40
     mask_grow: Annotated[float, Range(1, 4)] = 1.2
     shard_size: Annotated[int, Range(1, 100_000)] = 1000

@@ -23,12 +23,12 @@ from PIL import Image
 from scipy import stats
 
 from facestudio.configuration import PositiveInt, Seed, load_dataclass
-from facestudio.data.prepare import PrepareConfig
+from facestudio.data.prepare import PORTRAIT_FACE_FRACTION
 from facestudio.errors import FaceStudioError
 from facestudio.evaluation.face_scoring import FaceScorer
 from facestudio.faces.alignment import portrait_template, warp_to_template
 from facestudio.images import load_image
-from facestudio.pipeline.pipeline import to_pixels
+from facestudio.pipeline import to_pixels
 
 ABLATIONS = ("identity", "no_identity", "impostor")
 
@@ -281,7 +281,7 @@ def resolution_ceilings(
     at `size` (default: the model's output size; framed as `facestudio prepare` frames training
     photos), scored as is and after a round trip through the model's autoencoder."""
     size = size or pipeline.unet.config.sample_size * pipeline.vae_scale_factor
-    template = portrait_template(size, PrepareConfig().face_fraction)
+    template = portrait_template(size, PORTRAIT_FACE_FRACTION)
     vae = pipeline.vae
     portrait_scores, autoencoder_scores = [], []
     for case in definition.identities:

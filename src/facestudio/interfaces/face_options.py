@@ -12,9 +12,11 @@ def add_face_backend_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("face analysis backend")
     group.add_argument(
         "--backend",
-        choices=("dlib", "onnx"),
+        choices=("dlib", "torch", "onnx"),
         default="dlib",
-        help="dlib (default; offline, from PyPI) or onnx (YuNet + an ArcFace-style recogniser)",
+        help="dlib (default; offline, from PyPI), torch (dlib's detector, its recogniser ported "
+        "to PyTorch: batched, on a GPU when there is one) or onnx (YuNet + an ArcFace-style "
+        "recogniser)",
     )
     group.add_argument(
         "--dlib-detector",

@@ -11,6 +11,7 @@ _LAZY = {
     "FaceStudioPipelineOutput": "facestudio.pipeline.pipeline",
     "GenerationRequest": "facestudio.pipeline.request",
     "ModelInfo": "facestudio.pipeline.model_info",
+    "to_pixels": "facestudio.pipeline.pipeline",
 }
 
 
@@ -22,4 +23,10 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'facestudio.pipeline' has no attribute {name!r}")
 
 
-__all__ = ["FaceStudioPipeline", "FaceStudioPipelineOutput", "GenerationRequest", "ModelInfo"]
+__all__ = [
+    "FaceStudioPipeline",
+    "FaceStudioPipelineOutput",
+    "GenerationRequest",
+    "ModelInfo",
+    "to_pixels",
+]

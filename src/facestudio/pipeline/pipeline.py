@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -11,6 +12,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
@@ -69,6 +71,7 @@ class FaceStudioPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "text_encoder->prior->style_encoder->guidance->unet->vae"
+    _callback_tensor_inputs: ClassVar[list[str]] = ["latents"]
     _optional_components: ClassVar[list[str]] = [
         "style_encoder",
         "tokenizer",
@@ -228,6 +231,11 @@ class FaceStudioPipeline(DiffusionPipeline):
         return_dict: bool = True,
         request: GenerationRequest | None = None,
         prepared: PreparedRequest | None = None,
+        callback_on_step_end: Callable[[FaceStudioPipeline, int, torch.Tensor, dict], dict]
+        | PipelineCallback
+        | MultiPipelineCallbacks
+        | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = ["latents"],  # noqa: B006 (diffusers' API)
     ) -> FaceStudioPipelineOutput | tuple:
         """Generate images of the given people.
 
@@ -255,6 +263,15 @@ class FaceStudioPipeline(DiffusionPipeline):
             request: a `GenerationRequest` (as the CLI and the server build) instead of the
                 arguments above; `prepared`: its inputs already loaded by
                 `facestudio.pipeline.inputs.prepare_request` (e.g. before this model loaded).
+            callback_on_step_end: diffusers' step callback, called after every denoising step
+                as `callback_on_step_end(pipeline, step_index, timestep, callback_kwargs)`
+                (step_index from 0; `callback_kwargs` holds the tensors named below). It
+                returns a dict; a `latents` entry in it replaces the latents the loop goes on
+                with, so it can report progress or edit the latents. It belongs to this call
+                only (a server, for one, reports each job's progress through it).
+            callback_on_step_end_tensor_inputs: the tensors passed in `callback_kwargs`, from
+                `FaceStudioPipeline._callback_tensor_inputs` (`latents`); a diffusers
+                `PipelineCallback` brings its own list.
 
         Every request is checked against `facestudio.pipeline.limits` and this model's
         capabilities before any work. Output images carry their label and settings: a plain
@@ -284,7 +301,15 @@ class FaceStudioPipeline(DiffusionPipeline):
                 background=background,
                 auto_crop=auto_crop,
             )
-        info = self._check_arguments(request, generator, output_type)
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        info = self._check_arguments(
+            request,
+            generator,
+            output_type,
+            callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
+        )
         if prepared is None:
             prepared = prepare_request(request, lambda: self.face_analyzer, info)
         prompt, alpha, background = request.prompt, request.effective_alpha, request.background
@@ -336,7 +361,16 @@ class FaceStudioPipeline(DiffusionPipeline):
             routing = layout.routing(
                 token_owner, latent_size, unet_levels(self.unet), background, generators[0]
             ).to(device)
-        latents = self._denoise(latents, timesteps, contexts, coefficients, generators, routing)
+        latents = self._denoise(
+            latents,
+            timesteps,
+            contexts,
+            coefficients,
+            generators,
+            routing,
+            callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
+        )
 
         images = self._decode(latents, output_type)
         settings = {
@@ -367,7 +401,14 @@ class FaceStudioPipeline(DiffusionPipeline):
             return images, metadata
         return FaceStudioPipelineOutput(images=images, metadata=metadata)
 
-    def _check_arguments(self, request: GenerationRequest, generator, output_type) -> ModelInfo:
+    def _check_arguments(
+        self,
+        request: GenerationRequest,
+        generator,
+        output_type,
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs=("latents",),
+    ) -> ModelInfo:
         """Check the request against the limits and this model, before any work."""
         info = ModelInfo.from_pipeline(self)
         request.validate(info)
@@ -378,6 +419,18 @@ class FaceStudioPipeline(DiffusionPipeline):
         if isinstance(generator, list) and len(generator) != request.num_images:
             raise FaceStudioError(
                 f"{len(generator)} generators for {request.num_images} images; give one per image"
+            )
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise FaceStudioError(
+                "callback_on_step_end must be a function (pipeline, step_index, timestep, "
+                f"callback_kwargs) -> dict, got {type(callback_on_step_end).__name__}"
+            )
+        allowed = self._callback_tensor_inputs
+        names = callback_on_step_end_tensor_inputs
+        if not isinstance(names, list | tuple) or not all(name in allowed for name in names):
+            raise FaceStudioError(
+                "callback_on_step_end_tensor_inputs must be a list of names from "
+                f"{', '.join(allowed)}; got {names!r}"
             )
         return info
 
@@ -456,7 +509,7 @@ class FaceStudioPipeline(DiffusionPipeline):
         noise = randn_tensor(shape, generator=generators, device=device, dtype=dtype)
         if image is None:
             return noise * self.scheduler.init_noise_sigma, timesteps
-        start = steps - max(1, min(steps, round(steps * strength)))
+        start = steps - denoising_steps(steps, strength)
         timesteps = timesteps[start:]
         if hasattr(self.scheduler, "set_begin_index"):
             self.scheduler.set_begin_index(start)
@@ -465,11 +518,21 @@ class FaceStudioPipeline(DiffusionPipeline):
         encoded = encoded.expand(batch, -1, -1, -1).to(dtype)
         return self.scheduler.add_noise(encoded, noise, timesteps[:1].repeat(batch)), timesteps
 
-    def _denoise(self, latents, timesteps, contexts, coefficients, generators, routing=None):
+    def _denoise(
+        self,
+        latents,
+        timesteps,
+        contexts,
+        coefficients,
+        generators,
+        routing=None,
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs=("latents",),
+    ):
         terms = len(coefficients)
         # The guidance terms stack as torch.cat([x] * terms), the batch layout routing expects.
         attention_kwargs = None if routing is None else routing.attention_kwargs()
-        for t in self.progress_bar(timesteps):
+        for i, t in enumerate(self.progress_bar(timesteps)):
             model_input = self.scheduler.scale_model_input(torch.cat([latents] * terms), t)
             predicted = self.unet(
                 model_input,
@@ -480,6 +543,11 @@ class FaceStudioPipeline(DiffusionPipeline):
             parts = predicted.chunk(terms)
             noise = sum(w * part for w, part in zip(coefficients, parts, strict=True))
             latents = self.scheduler.step(noise, t, latents, generator=generators).prev_sample
+            if callback_on_step_end is not None:
+                tensors = {"latents": latents}
+                names = callback_on_step_end_tensor_inputs
+                outputs = callback_on_step_end(self, i, t, {k: tensors[k] for k in names})
+                latents = outputs.pop("latents", latents)
         return latents
 
     def _decode(self, latents, output_type):
@@ -494,6 +562,14 @@ class FaceStudioPipeline(DiffusionPipeline):
         if output_type == "np":
             return array
         return [Image.fromarray(a) for a in array]
+
+
+def denoising_steps(num_inference_steps: int, strength: float | None) -> int:
+    """How many denoising steps a call runs: all of them, or for image-to-image (`strength`
+    given) the last `round(steps · strength)`, at least one."""
+    if strength is None:
+        return num_inference_steps
+    return max(1, min(num_inference_steps, round(num_inference_steps * strength)))
 
 
 def _generators(seeds: list[int], generator, batch) -> tuple[list, list[torch.Generator]]:
