@@ -68,3 +68,11 @@ def test_scoring_with_the_conditioning_recogniser_is_refused_unless_insisted(dli
     with pytest.raises(FaceStudioError, match="--allow-biased"):
         FaceScorer(dlib_analyzer, conditioning)
     assert FaceScorer(dlib_analyzer, conditioning, allow_biased=True).biased
+
+
+def test_references_without_a_face_are_left_out_and_none_at_all_is_an_error(scorer):
+    face, blank = _photos("id05/img13.jpg")[0], shared_file("data/misc/white.png")
+    with_blank = scorer.reference([face, blank])
+    np.testing.assert_array_equal(with_blank, scorer.reference([face]))
+    with pytest.raises(FaceStudioError, match="no face found in any of the 1 reference photos"):
+        scorer.reference([blank])

@@ -131,3 +131,15 @@ def test_config_round_trips_through_a_dict_and_rejects_unknown_keys():
 
 def test_identity_reports_how_many_faces_the_photo_has(dlib_analyzer):
     assert dlib_analyzer.identity(shared_file("data/groups/bbt3.jpg")).faces_in_photo == 5
+
+
+def test_dlib_takes_array_views_such_as_a_decoded_batch(dlib_analyzer):
+    photo = np.asarray(Image.open(shared_file("data/lfw/Aaron_Sorkin/Aaron_Sorkin_0001.jpg")))
+    rgba = np.concatenate([photo, np.full_like(photo[..., :1], 255)], axis=-1)
+    view = rgba[..., :3]  # an (H, W, 3) view that is not C-contiguous
+    assert not view.flags["C_CONTIGUOUS"]
+    backend = dlib_analyzer.backend
+    faces = backend.detect(view)
+    np.testing.assert_allclose(
+        backend.embed(view, faces[0]), backend.embed(photo.copy(), faces[0]), atol=1e-6
+    )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facestudio.errors import FaceStudioError
+from facestudio.errors import FaceStudioError, NoFaceError
 from facestudio.faces.analyzer import FaceAnalyzer
 
 
@@ -49,8 +49,20 @@ class FaceScorer:
             )
 
     def reference(self, photos: list) -> np.ndarray:
-        """(R, D) embeddings of a person's reference photos (largest face of each)."""
-        return np.stack([self.analyzer.identity(photo).embedding for photo in photos])
+        """(R, D) embeddings of a person's reference photos (largest face of each); a photo in
+        which this recogniser's detector finds no face is left out (detectors differ)."""
+        embeddings = []
+        for photo in photos:
+            try:
+                embeddings.append(self.analyzer.identity(photo).embedding)
+            except NoFaceError:
+                continue
+        if not embeddings:
+            raise NoFaceError(
+                f"no face found in any of the {len(photos)} reference photos; give photos "
+                "where one face is clearly visible"
+            )
+        return np.stack(embeddings)
 
     def score(self, image: np.ndarray, references: list[np.ndarray]) -> ImageScore:
         """Score one generated image against one reference set per person in it."""

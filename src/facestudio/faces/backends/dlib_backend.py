@@ -83,6 +83,7 @@ class DlibBackend(FaceBackend):
         )
 
     def _detect_full(self, image: np.ndarray) -> list[Face]:
+        image = np.ascontiguousarray(image, dtype=np.uint8)
         if self.config.detector == "cnn":
             found = self._cnn(image, self.config.upsample)
             boxes = [(d.rect, float(d.confidence)) for d in found]
@@ -98,6 +99,8 @@ class DlibBackend(FaceBackend):
         return faces
 
     def embed(self, image: np.ndarray, face: Face) -> np.ndarray:
+        # dlib's bindings take only C-contiguous uint8 arrays (not views such as a decoded batch).
+        image = np.ascontiguousarray(image, dtype=np.uint8)
         shape = self._landmarks(image, _rect(self._dlib, face.box))
         descriptor = self._recognizer.compute_face_descriptor(image, shape, self.config.num_jitters)
         return np.asarray(descriptor, dtype=np.float32)
