@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from facestudio.model.face_encoder import DlibResNetEncoder
 
@@ -73,19 +72,18 @@ def identity_distance(
     return 1 - (embedded * F.normalize(targets.float().to(embedded.device), dim=-1)).sum(-1)
 
 
-class IdentityLoss(nn.Module):
+class IdentityLoss:
     """The identity loss of a batch, given decoded images and which samples count.
 
-    Holds the frozen encoder as a plain attribute (not a submodule): it is never trained,
-    saved in checkpoints or wrapped by accelerate.
+    A plain object, not an `nn.Module`: held by an objective, its frozen encoder is never
+    trained, saved in checkpoints or wrapped by accelerate.
     """
 
     def __init__(self, settings: IdentityLossSettings, encoder: DlibResNetEncoder | None = None):
-        super().__init__()
         self.settings = settings
-        self.__dict__["encoder"] = encoder or DlibResNetEncoder.from_pretrained()
+        self.encoder = encoder or DlibResNetEncoder.from_pretrained()
 
-    def forward(self, images: torch.Tensor, batch: dict, index: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, batch: dict, index: torch.Tensor) -> torch.Tensor:
         """Mean identity distance of `images` (already the selected samples `index` of `batch`,
         decoded, in [-1, 1]); zero, with a gradient path, when nothing is selected."""
         if len(index) == 0:
