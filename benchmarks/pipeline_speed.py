@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+from diffusers.models.attention_processor import AttnProcessor2_0
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from facestudio.faces import FaceAnalyzer, FaceAnalyzerConfig
@@ -51,19 +52,39 @@ def build(sizes: ComponentSizes, device: str, dtype: torch.dtype):
             max_position_embeddings=77,
         )
     )
-    baseline = StableDiffusionPipeline(
-        vae=components["vae"],
-        text_encoder=text_encoder,
-        tokenizer=tokenizer_source,
-        unet=components["unet"],
-        scheduler=components["scheduler"],
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    ).to(device, dtype)
+    baseline = sd_baseline(facestudio, text_encoder, tokenizer_source).to(device, dtype)
     for pipe in (facestudio, baseline):
         pipe.set_progress_bar_config(disable=True)
     return facestudio, baseline
+
+
+def sd_baseline(facestudio: FaceStudioPipeline, text_encoder, tokenizer) -> StableDiffusionPipeline:
+    """diffusers' StableDiffusionPipeline on `facestudio`'s own U-Net weights, VAE and scheduler,
+    through diffusers' stock attention (`stock_twin`): the plain baseline to compare with."""
+    return StableDiffusionPipeline(
+        vae=facestudio.vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=stock_twin(facestudio.unet),
+        scheduler=facestudio.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def stock_twin(unet: UNet2DConditionModel) -> UNet2DConditionModel:
+    """The same U-Net weights (shared tensors, no copy) behind diffusers' stock SDPA attention
+    processors: FaceStudioPipeline puts its own processor on the U-Net it is given, and the
+    baseline must be plain diffusers."""
+    with torch.device("meta"):
+        twin = UNet2DConditionModel.from_config(unet.config)
+    twin.load_state_dict(unet.state_dict(), assign=True)
+    leftovers = [name for name, t in [*twin.named_parameters(), *twin.named_buffers()] if t.is_meta]
+    if leftovers:
+        raise RuntimeError(f"the stock U-Net twin has unloaded tensors: {leftovers[:3]}")
+    twin.set_attn_processor(AttnProcessor2_0())
+    return twin.eval()
 
 
 def timed(function, repeats: int, device: str) -> list[float]:

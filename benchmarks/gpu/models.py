@@ -10,13 +10,12 @@ import time
 
 import numpy as np
 import torch
-from diffusers import StableDiffusionPipeline, UNet2DConditionModel
-from diffusers.models.attention_processor import AttnProcessor2_0
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from facestudio.model.components import ComponentSizes, byte_level_tokenizer, random_components
 from facestudio.pipeline import FaceStudioPipeline
 from gpu.settings import SuiteSettings
+from pipeline_speed import sd_baseline
 
 PRESETS = {"sd15": ComponentSizes.sd15, "tiny": ComponentSizes.tiny}
 
@@ -49,16 +48,7 @@ def build_pipelines(settings: SuiteSettings) -> dict:
     built_s = time.perf_counter() - start
     device, dtype = device_of(settings), getattr(torch, settings.dtype)
     facestudio = FaceStudioPipeline(**components).to(device, dtype)
-    baseline = StableDiffusionPipeline(
-        vae=components["vae"],
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=stock_twin(facestudio.unet),
-        scheduler=components["scheduler"],
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    ).to(device, dtype)
+    baseline = sd_baseline(facestudio, text_encoder, tokenizer).to(device, dtype)
     for pipe in (facestudio, baseline):
         pipe.set_progress_bar_config(disable=True)
     rng = np.random.default_rng(0)
@@ -71,20 +61,6 @@ def build_pipelines(settings: SuiteSettings) -> dict:
         "random_init_s": round(built_s, 2),
         "to_device_s": round(time.perf_counter() - start - built_s, 2),
     }
-
-
-def stock_twin(unet: UNet2DConditionModel) -> UNet2DConditionModel:
-    """The same U-Net weights (shared tensors, no copy) behind diffusers' stock SDPA attention
-    processors: FaceStudioPipeline puts its own processor on the U-Net it is given, and the
-    baseline must be plain diffusers."""
-    with torch.device("meta"):
-        twin = UNet2DConditionModel.from_config(unet.config)
-    twin.load_state_dict(unet.state_dict(), assign=True)
-    leftovers = [name for name, t in [*twin.named_parameters(), *twin.named_buffers()] if t.is_meta]
-    if leftovers:
-        raise RuntimeError(f"the stock U-Net twin has unloaded tensors: {leftovers[:3]}")
-    twin.set_attn_processor(AttnProcessor2_0())
-    return twin.eval()
 
 
 def parameters_m(module: torch.nn.Module) -> float:

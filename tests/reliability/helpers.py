@@ -34,9 +34,30 @@ def assert_refused(result: tuple[int, str, str], *words: str) -> str:
 
 def character_device(path: Path) -> Path:
     """A node like /dev/full (1, 7), made in a temporary folder (needs root)."""
+    return _device_node(path, minor=7)
+
+
+def zero_device(path: Path) -> Path:
+    """A node like /dev/zero (1, 5), which never ends, made in a temporary folder (needs root)."""
+    return _device_node(path, minor=5)
+
+
+def _device_node(path: Path, minor: int) -> Path:
     if not IS_ROOT:
         pytest.skip("making a device node needs root")
-    os.mknod(path, 0o666 | 0o020000, os.makedev(1, 7))
+    os.mknod(path, 0o666 | 0o020000, os.makedev(1, minor))
+    return path
+
+
+def fifo(path: Path) -> Path:
+    """A named pipe at `path`: opening it for reading blocks until a writer comes."""
+    os.mkfifo(path)
+    return path
+
+
+def link_to_fifo(path: Path) -> Path:
+    """A symbolic link at `path` to a FIFO beside it."""
+    os.symlink(fifo(path.with_name(f"{path.name}.fifo")), path)
     return path
 
 

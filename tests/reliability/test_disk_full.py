@@ -25,11 +25,6 @@ from tests.reliability.helpers import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FACESTUDIO_CACHE", str(tmp_path / "cache"))
-
-
 def test_faces_draw_on_a_full_disk(small_disk, capsys):  # noqa: F811
     fill(small_disk)
     result = run(capsys, "faces", shared_file(FACE), "--draw", small_disk / "out.png")

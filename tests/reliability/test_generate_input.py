@@ -16,11 +16,6 @@ from tests.conftest import shared_file
 FACE = "data/deepface/id04/img16.jpg"
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FACESTUDIO_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.fixture
 def loads(monkeypatch) -> list[str]:
     """The models the CLI tried to load: none, for input refused before the model."""

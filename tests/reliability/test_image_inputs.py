@@ -3,43 +3,25 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from facestudio.errors import ImageLoadError
 from facestudio.images import ImageLoadConfig, load_image, read_image_file
 from tests.conftest import shared_file
-from tests.reliability.helpers import FACE, IS_ROOT, assert_refused, run
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FACESTUDIO_CACHE", str(tmp_path / "cache"))
-
-
-def _fifo(path):
-    os.mkfifo(path)
-    return path
-
-
-def _device(path):
-    if not IS_ROOT:
-        pytest.skip("making a device node needs root")
-    os.mknod(path, 0o666 | 0o020000, os.makedev(1, 5))  # like /dev/zero: it never ends
-    return path
-
-
-def _link_to_fifo(path):
-    os.symlink(_fifo(path.with_name("pipe")), path)
-    return path
-
+from tests.reliability.helpers import (
+    FACE,
+    assert_refused,
+    fifo,
+    link_to_fifo,
+    run,
+    zero_device,
+)
 
 KINDS = {
-    "FIFO": (_fifo, "a FIFO"),
+    "FIFO": (fifo, "a FIFO"),
     "folder": (lambda p: p.mkdir() or p, "a folder"),
-    "zero device": (_device, "a character device"),
-    "link to a FIFO": (_link_to_fifo, "a FIFO"),
+    "zero device": (zero_device, "a character device"),
+    "link to a FIFO": (link_to_fifo, "a FIFO"),
 }
 
 

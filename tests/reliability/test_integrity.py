@@ -12,17 +12,14 @@ import pytest
 from facestudio.errors import FaceStudioError
 from facestudio.outputs import check_output_paths, write_outputs_atomic
 from tests.conftest import shared_file
-from tests.reliability.helpers import FACE, assert_refused, character_device, run
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FACESTUDIO_CACHE", str(tmp_path / "cache"))
-
-
-def _fifo(path):
-    os.mkfifo(path)
-    return path
+from tests.reliability.helpers import (
+    FACE,
+    assert_refused,
+    character_device,
+    fifo,
+    link_to_fifo,
+    run,
+)
 
 
 def _socket(path):
@@ -32,9 +29,6 @@ def _socket(path):
     return path
 
 
-def _link_to_fifo(path):
-    os.symlink(_fifo(path.with_name("real-fifo")), path)
-    return path
 
 
 def _folder(path):
@@ -44,9 +38,9 @@ def _folder(path):
 
 NODES = {
     "character device": (character_device, "a character device"),
-    "FIFO": (_fifo, "a FIFO"),
+    "FIFO": (fifo, "a FIFO"),
     "socket": (_socket, "a socket"),
-    "symlink to a FIFO": (_link_to_fifo, "links to a FIFO"),
+    "symlink to a FIFO": (link_to_fifo, "links to a FIFO"),
     "folder": (_folder, "is a folder"),
 }
 

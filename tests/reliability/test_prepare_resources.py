@@ -17,7 +17,14 @@ from facestudio.data.sources import list_items
 from facestudio.errors import FaceStudioError, ImageLoadError
 from facestudio.faces import analyzer as analyzer_module
 from tests.conftest import shared_file
-from tests.reliability.helpers import FACE, IS_ROOT, assert_refused, run
+from tests.reliability.helpers import (
+    FACE,
+    assert_refused,
+    fifo,
+    link_to_fifo,
+    run,
+    zero_device,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -48,29 +55,18 @@ def _manifest(tmp_path, line) -> str:
     return str(tmp_path / "list.txt")
 
 
-def _zero_device(path):
-    if not IS_ROOT:
-        pytest.skip("making a device node needs root")
-    os.mknod(path, 0o666 | 0o020000, os.makedev(1, 5))  # like /dev/zero, in a temporary folder
-    return path
 
 
-def _fifo(path):
-    os.mkfifo(path)
-    return path
 
 
-def _link_to_fifo(path):
-    os.symlink(_fifo(path.with_name("pipe")), path)
-    return path
 
 
 @pytest.mark.parametrize(
     ("make", "words"),
     [
-        (_zero_device, "a character device"),
-        (_fifo, "a FIFO"),
-        (_link_to_fifo, "a FIFO"),
+        (zero_device, "a character device"),
+        (fifo, "a FIFO"),
+        (link_to_fifo, "a FIFO"),
         (lambda p: p.mkdir() or p, "a folder"),
     ],
     ids=["zero device", "FIFO", "link to a FIFO", "folder"],
@@ -195,7 +191,7 @@ def test_out_naming_something_other_than_a_folder(kind, photos, tmp_path, capsys
 
 
 def test_a_source_that_is_a_device_is_refused(tmp_path, capsys):
-    device = _zero_device(tmp_path / "zero.tar")
+    device = zero_device(tmp_path / "zero.tar")
     assert_refused(_prepare(capsys, tmp_path, device), "a character device")
 
 
