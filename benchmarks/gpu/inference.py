@@ -36,8 +36,10 @@ def facestudio_call(state: dict, people: int = 1, **extra) -> Callable[[], objec
     two guidance terms per step, the same U-Net batch as SD's classifier-free guidance."""
     settings: SuiteSettings = state["settings"]
     identities = extra.pop("identities", state["faces"][:people])
+    regions = side_by_side(len(identities), settings.resolution) if len(identities) > 1 else None
     return lambda: state["facestudio"](
         identities=identities,
+        regions=regions,
         style_image=state["style_image"],
         seed=0,
         num_inference_steps=settings.steps,
@@ -47,6 +49,14 @@ def facestudio_call(state: dict, people: int = 1, **extra) -> Callable[[], objec
         face_guidance_scale=settings.guidance_scale,
         **extra,
     )
+
+
+def side_by_side(people: int, size: int) -> list[tuple[int, int, int, int]]:
+    """Explicit regions, people side by side: the timed calls measure the U-Net and its routing,
+    not the detection of people in the style image (CPU work, and dlib, which a GPU machine
+    need not have)."""
+    edges = [round(i * size / people) for i in range(people + 1)]
+    return [(edges[i], 0, edges[i + 1], size) for i in range(people)]
 
 
 def baseline_call(state: dict) -> Callable[[], object]:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command to give the device tool (repository root as working folder):
 #
-#     bash benchmarks/gpu/run_on_device.sh [BUDGET_S]      carry: ["benchmarks/gpu/wheels"]
+#     bash benchmarks/gpu/run_on_device.sh [BUDGET_S [SUITE OPTIONS...]]
+#     carry: ["benchmarks/gpu/wheels"]
 #
 # Installs the carried wheels (python benchmarks/gpu/wheels.py made them) into a folder of
 # their own, runs the GPU suite under a budget (default 200 s) with a hard stop 40 s later,
@@ -9,6 +10,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 budget="${1:-200}"
+shift $(($# > 0 ? 1 : 0))  # the rest goes to gpu_suite.py (--sections A,B for a rerun of some)
 out="${OUT:-benchmarks/results}"
 site=/tmp/facestudio-gpu-site
 mkdir -p "$out"
@@ -26,7 +28,7 @@ if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,noheader
 fi
 timeout -k 10 "$((budget + 40))" python3 benchmarks/gpu_suite.py \
-    --budget-s "$budget" --results-dir "$out" 2>&1 | tee "$out/gpu-suite.log"
+    --budget-s "$budget" --results-dir "$out" "$@" 2>&1 | tee "$out/gpu-suite.log"
 status=${PIPESTATUS[0]}
 echo "gpu suite exit status $status; results in $out"
 exit "$status"

@@ -123,6 +123,38 @@ def noop_rows(result: dict) -> list[tuple[str, str]]:
     return []
 
 
+def test_timed_generation_needs_no_face_analysis(tmp_path):
+    """The GPU machine has no dlib: the inference, memory and channels-last sections must not
+    detect people (several people get explicit regions). dlib is shadowed by a module whose
+    import fails, as it does there."""
+    blocked = tmp_path / "blocked" / "dlib"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('no dlib on this machine')\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(SUITE),
+            "--tiny",
+            "--results-dir",
+            str(tmp_path / "out"),
+            "--sections",
+            "build,inference,memory,channels_last",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(blocked.parent)},
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    sections = json.loads((tmp_path / "out" / "gpu-cpu-tiny.json").read_text())["sections"]
+    for name in ("inference", "memory", "channels_last"):
+        assert sections[name]["status"] == "ok", (name, sections[name])
+    assert set(sections["inference"]["median_s_per_image"]) >= {
+        "facestudio_2_people",
+        "facestudio_3_people",
+    }
+
+
 def test_runner_saves_after_each_section_and_contains_failures(tmp_path):
     path = tmp_path / "report.json"
     report = Report(path, {"mode": "test"})

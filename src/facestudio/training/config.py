@@ -74,7 +74,10 @@ class OptimizationConfig:
     `identity_loss_weight` > 0 adds the identity loss (training/identity_loss.py): 1 − cosine
     between dlib's embedding of the decoded image (the one-step clean estimate, for samples
     noised at most `identity_max_timestep`) and the conditioning embedding, on at most
-    `identity_max_samples` faces per batch; for the decoder target, on its reconstructions."""
+    `identity_max_samples` faces per batch; for the decoder target, on its reconstructions.
+    `pair_probability` > 0 makes that share of the steps two-person ones: each portrait's
+    centre half beside another's, each half routed to its own person's tokens
+    (training/pairs.py; the identity loss skips those steps)."""
 
     target: str = "diffusion"  # an Objective's name (training/objectives.py)
     kl_weight: NonNegativeFloat = 1e-6
@@ -98,6 +101,7 @@ class OptimizationConfig:
     identity_loss_weight: NonNegativeFloat = 0.0  # 0: no identity loss
     identity_max_timestep: Annotated[int, Range(0, MAX_VALIDATION_STEPS - 1)] = 400
     identity_max_samples: PositiveInt = 8
+    pair_probability: Probability = 0.0  # 0: one-person samples only
     cache_latents: bool = False
     standardize_face: bool = True
     seed: Seed = 0

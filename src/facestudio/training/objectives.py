@@ -36,9 +36,11 @@ from torch import nn
 
 from facestudio.data.dataset import ReconstructionDataset
 from facestudio.errors import FaceStudioError
+from facestudio.model.multi_identity_attention import concat_identity_tokens, unet_levels
 from facestudio.pipeline import FaceStudioPipeline
 from facestudio.training.config import TrainConfig, ValidationConfig
 from facestudio.training.identity_loss import IdentityLoss, IdentityLossSettings, select_samples
+from facestudio.training.pairs import pair_routing, partners, side_by_side
 
 
 class Frozen:
@@ -155,6 +157,7 @@ class Denoising:
     alphas: torch.Tensor  # ᾱ_t, (B, 1, 1, 1)
     predicted: torch.Tensor  # the U-Net's ε
     face_given: torch.Tensor  # (B,) bool: the identity input was not dropped
+    partner: torch.Tensor | None = None  # (B,) for two-person samples (training/pairs.py)
 
     def predicted_latents(self) -> torch.Tensor:
         """The clean latents the prediction implies (x̂₀)."""
@@ -188,11 +191,17 @@ class Reconstruction(Objective):
         self.cache_latents = opt.cache_latents
         self.latent_cache: torch.Tensor | None = None
         self.identity = _identity_loss(opt)
+        self.pair_probability = opt.pair_probability
 
     @classmethod
     def check(cls, config: TrainConfig) -> None:
         if config.train.trainable == "lora" and importlib.util.find_spec("peft") is None:
             raise FaceStudioError("train.trainable = 'lora' needs peft; run: pip install peft")
+        if config.train.pair_probability > 0 and config.train.batch_size < 2:
+            raise FaceStudioError(
+                "train.pair_probability > 0 composes two portraits of a batch; set "
+                "train.batch_size to 2 or more"
+            )
 
     @classmethod
     def check_data(cls, pipeline: FaceStudioPipeline, dataset: ReconstructionDataset) -> None:
@@ -214,11 +223,21 @@ class Reconstruction(Objective):
             self.latent_cache = encode_dataset(self.frozen.vae, dataset)
 
     def loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
-        denoised = self.denoise(batch, generator, self.style_dropout, self.face_dropout)
+        partner = self.draw_partners(batch, generator)
+        denoised = self.denoise(batch, generator, self.style_dropout, self.face_dropout, partner)
         loss = self.weighted_error(denoised, batch)
-        if self.identity is not None:
+        if self.identity is not None and partner is None:  # landmarks are one person's
             loss = loss + self.identity.settings.weight * self.identity_error(denoised, batch)
         return loss
+
+    def draw_partners(self, batch: dict, generator: torch.Generator) -> torch.Tensor | None:
+        """With `pair_probability`, this step's samples become two-person ones: each sample's
+        partner (training/pairs.py); None for a one-person step. Draws nothing at 0."""
+        if self.pair_probability == 0:
+            return None
+        if torch.rand(1, generator=generator).item() >= self.pair_probability:
+            return None
+        return partners(batch["face"].shape[0], generator)
 
     def identity_error(self, denoised: Denoising, batch: dict) -> torch.Tensor:
         """The identity loss of the clean estimates of the least-noised samples that show a
@@ -238,11 +257,11 @@ class Reconstruction(Objective):
         with torch.no_grad():
             return batch_latents(self.frozen.vae, batch, self.latent_cache)
 
-    def style_embeddings(self, batch: dict) -> torch.Tensor:
+    def style_embeddings(self, pixels: torch.Tensor) -> torch.Tensor:
         if self.style_encoder is not None:
-            return self.style_encoder.embed_pixels(batch["style_pixels"])
+            return self.style_encoder.embed_pixels(pixels)
         with torch.no_grad():
-            return self.frozen.style_encoder.embed_pixels(batch["style_pixels"])
+            return self.frozen.style_encoder.embed_pixels(pixels)
 
     def denoise(
         self,
@@ -250,12 +269,18 @@ class Reconstruction(Objective):
         generator: torch.Generator,
         style_dropout: float | None = None,
         face_dropout: float | None = None,
+        partner: torch.Tensor | None = None,
     ) -> Denoising:
         """Noise the batch's latents at random timesteps and predict the noise, the style and
-        face inputs dropped to their null embeddings with the given probabilities."""
+        face inputs dropped to their null embeddings with the given probabilities. With a
+        `partner`, each sample is composed with its partner's as a two-person sample and
+        denoised with the identity routing on (training/pairs.py)."""
         style_dropout = self.style_dropout if style_dropout is None else style_dropout
         face_dropout = self.face_dropout if face_dropout is None else face_dropout
-        latents, style = self.latents(batch), self.style_embeddings(batch)
+        latents, pixels = self.latents(batch), batch["style_pixels"]
+        if partner is not None:
+            latents, pixels = side_by_side(latents, partner), side_by_side(pixels, partner)
+        style = self.style_embeddings(pixels)
         size, device = latents.shape[0], latents.device
         noise = torch.randn(latents.shape, generator=generator).to(latents)
         timesteps = torch.randint(0, len(self.alphas), (size,), generator=generator).to(device)
@@ -263,23 +288,35 @@ class Reconstruction(Objective):
         drop_face = (torch.rand(size, generator=generator) < face_dropout).to(device)
         alphas = self.alphas.to(device)[timesteps].view(-1, 1, 1, 1)
         noisy = alphas.sqrt() * latents + (1 - alphas).sqrt() * noise
-        tokens = self.guidance.tokens(
-            _dropped(style, drop_style, self.guidance.null_style),
-            _dropped(batch["face"], drop_face, self.guidance.null_face),
-        )
-        predicted = self.unet(noisy, timesteps, encoder_hidden_states=tokens.to(noisy.dtype)).sample
-        return Denoising(latents, noise, noisy, timesteps, alphas, predicted, ~drop_face)
+        style = _dropped(style, drop_style, self.guidance.null_style)
+        faces = _dropped(batch["face"], drop_face, self.guidance.null_face)
+        tokens, attention_kwargs = self.guidance.tokens(style, faces), None
+        if partner is not None:  # each half attends to its own person's tokens
+            other = self.guidance.tokens(style, faces[partner.to(faces.device)])
+            tokens, owner = concat_identity_tokens([tokens, other])
+            routing = pair_routing(owner, latents.shape[-2:], unet_levels(self.unet))
+            attention_kwargs = routing.to(device).attention_kwargs()
+        predicted = self.unet(
+            noisy,
+            timesteps,
+            encoder_hidden_states=tokens.to(noisy.dtype),
+            cross_attention_kwargs=attention_kwargs,
+        ).sample
+        return Denoising(latents, noise, noisy, timesteps, alphas, predicted, ~drop_face, partner)
 
     def weighted_error(self, denoised: Denoising, batch: dict) -> torch.Tensor:
         """ε-MSE, `face_loss_weight` times inside the face box, Min-SNR weighted when set."""
         error = F.mse_loss(denoised.predicted.float(), denoised.noise.float(), reduction="none")
         if self.face_loss_weight != 1.0:
-            error = error * face_box_weights(
+            weights = face_box_weights(
                 batch["face_box"],
                 denoised.latents.shape[-2:],
                 batch["image"].shape[-1],
                 self.face_loss_weight,
-            ).to(error.device)
+            )
+            if denoised.partner is not None:
+                weights = side_by_side(weights, denoised.partner)
+            error = error * weights.to(error.device)
         per_sample = error.mean((1, 2, 3))
         if self.snr_gamma > 0:
             a = denoised.alphas.flatten().float()
