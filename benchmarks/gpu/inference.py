@@ -36,7 +36,9 @@ def facestudio_call(state: dict, people: int = 1, **extra) -> Callable[[], objec
     two guidance terms per step, the same U-Net batch as SD's classifier-free guidance."""
     settings: SuiteSettings = state["settings"]
     identities = extra.pop("identities", state["faces"][:people])
-    regions = side_by_side(len(identities), settings.resolution) if len(identities) > 1 else None
+    regions = (
+        side_by_side_regions(len(identities), settings.resolution) if len(identities) > 1 else None
+    )
     return lambda: state["facestudio"](
         identities=identities,
         regions=regions,
@@ -51,7 +53,7 @@ def facestudio_call(state: dict, people: int = 1, **extra) -> Callable[[], objec
     )
 
 
-def side_by_side(people: int, size: int) -> list[tuple[int, int, int, int]]:
+def side_by_side_regions(people: int, size: int) -> list[tuple[int, int, int, int]]:
     """Explicit regions, people side by side: the timed calls measure the U-Net and its routing,
     not the detection of people in the style image (CPU work, and dlib, which a GPU machine
     need not have)."""

@@ -24,5 +24,4 @@ fi
 export PYTHONPATH="$site:$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 left=$((total - ($(date +%s) - start)))
 echo "identity ablation: $left s left of $total"
-python3 recipes/identity_loss/gpu/ablation.py --pack .gpu-pack --budget-s "$left" --out "$out" \
-    2>&1
+python3 recipes/identity_loss/gpu/ablation.py --pack .gpu-pack --budget-s "$left" --out "$out"
