@@ -44,22 +44,29 @@ def photos_section(state: dict) -> dict:
         str(count): facestudio_call(state, identities=[list(photos[:count])]) for count in counts
     }
     median = medians(interleaved(state, variants, settings.photo_repeats, warm_up=False))
-    first, last = counts[0], counts[-1]
     return {
         "backend": "dlib (CPU)",
         "median_s_per_image": median,
-        "seconds_per_extra_photo": round(
-            (median[str(last)] - median[str(first)]) / (last - first), 4
-        ),
+        "seconds_per_extra_photo": round(per_extra_photo(median, counts), 4),
     }
 
 
+def per_extra_photo(median: dict[str, float], counts: list[int]) -> float:
+    """The slope of seconds over photo count, from the fewest photos to the most."""
+    first, last = counts[0], counts[-1]
+    return (median[str(last)] - median[str(first)]) / (last - first)
+
+
+def count_rows(median: dict, label: str, per_extra: float, digits: int) -> list[tuple[str, str]]:
+    """Table rows: one per photo count, then the cost of each extra photo."""
+    rows = [(f"{count} {label}", f"{value:.{digits}f}") for count, value in median.items()]
+    return [*rows, ("seconds per extra photo", f"{per_extra:.{digits}f}")]
+
+
 def photos_rows(result: dict) -> list[tuple[str, str]]:
-    rows = [
-        (f"{count} photo(s) (s/image)", f"{value:.4f}")
-        for count, value in result["median_s_per_image"].items()
-    ]
-    return [*rows, ("seconds per extra photo", f"{result['seconds_per_extra_photo']:.4f}")]
+    return count_rows(
+        result["median_s_per_image"], "photo(s) (s/image)", result["seconds_per_extra_photo"], 4
+    )
 
 
 def face_encoder_section(state: dict) -> dict:
@@ -79,21 +86,16 @@ def face_encoder_section(state: dict) -> dict:
         variants[str(count)] = lambda i=images, m=landmarks: encoder.identity_embedding(i, m)
     with torch.no_grad():
         median = medians(interleaved(state, variants, settings.repeats))
-    first, last = settings.photo_counts[0], settings.photo_counts[-1]
     return {
         "device": device,
         "image_size": size,
         "median_s": median,
-        "seconds_first_photo": median[str(first)],
-        "seconds_per_extra_photo": round(
-            (median[str(last)] - median[str(first)]) / (last - first), 5
-        ),
+        "seconds_first_photo": median[str(settings.photo_counts[0])],
+        "seconds_per_extra_photo": round(per_extra_photo(median, settings.photo_counts), 5),
     }
 
 
 def face_encoder_rows(result: dict) -> list[tuple[str, str]]:
-    rows = [
-        (f"{count} photo(s) at once (s)", f"{value:.5f}")
-        for count, value in result["median_s"].items()
-    ]
-    return [*rows, ("seconds per extra photo", f"{result['seconds_per_extra_photo']:.5f}")]
+    return count_rows(
+        result["median_s"], "photo(s) at once (s)", result["seconds_per_extra_photo"], 5
+    )

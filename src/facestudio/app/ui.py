@@ -99,21 +99,9 @@ def _inputs(studio: Studio) -> dict[str, gr.components.Component]:
         for number, name in enumerate(names[1:], start=1):
             widgets[name] = _photos(number)
     if info.has_style_encoder:
-        widgets["style_image"] = gr.Image(
-            label="Style image",
-            type="filepath",
-            image_mode=None,
-            sources=["upload"],
-            elem_id="style-image",
-        )
+        widgets["style_image"] = _image_upload("Style image", "style-image")
     with gr.Accordion("Start from an image (image-to-image)", open=False):
-        widgets["image"] = gr.Image(
-            label="Content image",
-            type="filepath",
-            image_mode=None,
-            sources=["upload"],
-            elem_id="content-image",
-        )
+        widgets["image"] = _image_upload("Content image", "content-image")
         widgets["strength"] = gr.Slider(0.05, 1.0, DEFAULT_STRENGTH, step=0.05, label="Strength")
     widgets["prompt"] = gr.Textbox(label="Prompt", visible=info.has_text_prior, elem_id="prompt")
     widgets["regions"] = gr.Textbox(
@@ -169,6 +157,13 @@ def _photos(number: int) -> gr.File:
         type="filepath",
         height=140,
         elem_id=f"person-{number}",
+    )
+
+
+def _image_upload(label: str, elem_id: str) -> gr.Image:
+    """An image the user uploads, handed over as a file path in its own mode (no conversion)."""
+    return gr.Image(
+        label=label, type="filepath", image_mode=None, sources=["upload"], elem_id=elem_id
     )
 
 
