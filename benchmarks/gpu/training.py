@@ -16,9 +16,10 @@ import time
 
 import torch
 
+from facestudio.model.latent_space import encode as encode_latents
 from facestudio.training.config import OptimizationConfig, config_from_dict
 from facestudio.training.loop import _optimizer, initial_pipeline
-from facestudio.training.objectives import Objective, encode_latents
+from facestudio.training.objectives import Objective
 from gpu.inference import synchronize
 from gpu.models import device_of, parameters_m
 from gpu.settings import SuiteSettings, TrainingRun

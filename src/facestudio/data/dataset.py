@@ -73,6 +73,21 @@ class ReconstructionDataset(Dataset):
         stacked = torch.from_numpy(np.stack(embeddings).astype(np.float32))
         return stacked.mean(0), stacked.std(0)
 
+    def identities(self) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+        """Every sample's person id ("" where the data does not say), identity embedding
+        (zeros without a face) and whether it has a face, in sample order."""
+        people, embeddings, has_face = [], [], []
+        for path, where in self.samples:
+            stored = samples.decode_sample(
+                samples.read_members(path, where, [samples.META, samples.EMBEDDING])
+            )
+            people.append(str(stored.meta.get("person", "")))
+            has_face.append(stored.has_face)
+            embeddings.append(
+                stored.embedding if stored.has_face else np.zeros(self.face_dim, np.float32)
+            )
+        return people, torch.from_numpy(np.stack(embeddings)), torch.tensor(has_face)
+
     def sample(self, index: int) -> samples.PreparedSample:
         """The prepared sample at `index`, as stored (what training reads of it)."""
         path, where = self.samples[index]

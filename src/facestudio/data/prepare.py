@@ -205,6 +205,8 @@ def prepare_sample(
         "person_box": [round(v, 2) for v in person],
         "photo_size": [int(image.shape[1]), int(image.shape[0])],
     }
+    if item.person:
+        meta["person"] = item.person
     sample = PreparedSample(
         image=portrait,
         style=style,

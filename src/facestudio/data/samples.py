@@ -29,7 +29,7 @@ STYLE = "style.jpg"  # the portrait with the face box greyed: the style input
 FACE_CROP = "face.png"  # the 112×112 ArcFace-aligned face
 MASK = "mask.png"  # the person region, 8-bit
 EMBEDDING = "embedding.npy"  # the identity embedding, float32 .npy (absent without a face)
-META = "json"  # source, face box and landmarks in portrait pixels, person box, photo size
+META = "json"  # source, face box and landmarks in portrait pixels, person box, photo size, person id
 
 TRAINING_MEMBERS = (IMAGE, STYLE, EMBEDDING, META)
 """What training reads of a sample (the crop and mask are for other uses)."""

@@ -48,6 +48,7 @@ class SourceItem:
     member: str | None = None
     offset: int = 0
     size: int = 0
+    person: str = ""  # who the photo shows, when a manifest says (`{"path", "person"}` entries)
 
     def read(self, config: ImageLoadConfig | None = None) -> bytes:
         """The photo's bytes; `ImageLoadError` for a file that must not or cannot be read."""
@@ -108,10 +109,10 @@ def _items_of(source: Path) -> Iterator[SourceItem]:
     if source.suffix == ".tar":
         yield from _tar_items(source)
         return
-    for path in _manifest_paths(source):
+    for path, person in _manifest_entries(source):
         resolved = path if path.is_absolute() else source.parent / path
         _check_listed_file(resolved, source)
-        yield SourceItem(f"{source.name}/{path.as_posix()}", str(resolved))
+        yield SourceItem(f"{source.name}/{path.as_posix()}", str(resolved), person=person)
 
 
 def _tar_items(source: Path) -> Iterator[SourceItem]:
@@ -160,7 +161,8 @@ def _check_listed_file(path: Path, manifest: Path) -> None:
         )
 
 
-def _manifest_paths(manifest: Path) -> list[Path]:
+def _manifest_entries(manifest: Path) -> list[tuple[Path, str]]:
+    """`(path, person)` per listed image; the person is "" where the manifest does not say."""
     try:
         with _open_regular(manifest) as file:
             text = file.read().decode("utf-8")
@@ -171,7 +173,7 @@ def _manifest_paths(manifest: Path) -> list[Path]:
     try:
         if manifest.suffix == ".txt":
             entries = [
-                line.strip()
+                (line.strip(), "")
                 for line in text.splitlines()
                 if line.strip() and not line.startswith("#")
             ]
@@ -185,17 +187,20 @@ def _manifest_paths(manifest: Path) -> list[Path]:
         raise FaceStudioError(
             f"manifest '{manifest}' is not a list of image paths ({exc})"
         ) from None
-    if any("\0" in entry for entry in entries):
+    if any("\0" in path for path, _ in entries):
         raise FaceStudioError(f"manifest '{manifest}' has a path with a NUL character")
-    return [Path(entry) for entry in entries]
+    return [(Path(path), person) for path, person in entries]
 
 
-def _entry(entry) -> str:
+def _entry(entry) -> tuple[str, str]:
+    person = ""
     if not isinstance(entry, str):
-        entry = entry["path"]
+        entry, person = entry["path"], entry.get("person", "")
     if not isinstance(entry, str):
         raise TypeError(f"a path must be a string, got {entry!r}")
-    return entry
+    if not isinstance(person, str):
+        raise TypeError(f"a person must be a string, got {person!r}")
+    return entry, person
 
 
 def _open_regular(path: str | os.PathLike) -> BinaryIO:

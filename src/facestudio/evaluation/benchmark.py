@@ -28,6 +28,7 @@ from facestudio.errors import FaceStudioError
 from facestudio.evaluation.face_scoring import FaceScorer
 from facestudio.faces.alignment import portrait_template, warp_to_template
 from facestudio.images import load_image
+from facestudio.model import latent_space
 from facestudio.pipeline import to_pixels
 
 ABLATIONS = ("identity", "no_identity", "impostor")
@@ -289,8 +290,7 @@ def resolution_ceilings(
             image = load_image(photo)
             face = pipeline.face_analyzer.identity(image).face
             portrait = warp_to_template(image, face.landmarks, template, size)
-            pixels = to_pixels(portrait, size, size).to(vae.device, vae.dtype)
-            latents = vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor
+            latents = latent_space.encode(vae, to_pixels(portrait, size, size))
             # The pipeline's own decoding, so the round trip ends exactly as a generation does.
             rebuilt = pipeline._decode(latents, "np")[0]
             portrait_scores.append(scorer.score(portrait, [references[case.name]]).similarity)

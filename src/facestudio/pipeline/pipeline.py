@@ -19,6 +19,7 @@ from PIL import Image
 
 from facestudio.errors import FaceStudioError, ModelLoadError
 from facestudio.faces.analyzer import FaceAnalyzer, FaceAnalyzerConfig
+from facestudio.model import latent_space
 from facestudio.model.hybrid_guidance import HybridGuidance
 from facestudio.model.multi_identity_attention import (
     concat_identity_tokens,
@@ -28,6 +29,7 @@ from facestudio.model.multi_identity_attention import (
 )
 from facestudio.model.style_encoder import StyleEncoder
 from facestudio.model.text_prior import sample_prior_embeddings
+from facestudio.model.tiny_autoencoder import TinyAutoencoder
 from facestudio.pipeline.generic_loading import class_name_of, write_generic_loader
 from facestudio.pipeline.identities import Person
 from facestudio.pipeline.inputs import PreparedRequest, prepare_request
@@ -62,7 +64,8 @@ class FaceStudioPipelineOutput(BaseOutput):
 class FaceStudioPipeline(DiffusionPipeline):
     """Identity-preserving generation from face photos, a style image and (optionally) text.
 
-    Components: `unet`, `vae`, `scheduler` (Euler Ancestral by default), `guidance`
+    Components: `unet`, `vae` (`AutoencoderKL` or the tiny TAESD-layout `TinyAutoencoder`;
+    `model.latent_space` converts for either), `scheduler` (Euler Ancestral by default), `guidance`
     (`HybridGuidance`), `style_encoder` (CLIP vision towers), and for text the optional
     `tokenizer`, `text_encoder`, `prior`, `prior_scheduler`. The face backend is frozen and not
     a torch module: its configuration is stored with the pipeline (`face_analysis`).
@@ -83,7 +86,7 @@ class FaceStudioPipeline(DiffusionPipeline):
     def __init__(
         self,
         unet: UNet2DConditionModel,
-        vae: AutoencoderKL,
+        vae: AutoencoderKL | TinyAutoencoder,
         scheduler,
         guidance: HybridGuidance,
         style_encoder: StyleEncoder | None = None,
@@ -113,7 +116,7 @@ class FaceStudioPipeline(DiffusionPipeline):
         self.register_to_config(
             face_analysis=face_analysis or FaceAnalyzerConfig().to_dict(), style_faces=style_faces
         )
-        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.vae_scale_factor = latent_space.scale_factor(vae)
         self._face_analyzer: FaceAnalyzer | None = None
         # Once, here: each call passes its routing in `cross_attention_kwargs`.
         install_identity_routing(unet)
@@ -513,8 +516,7 @@ class FaceStudioPipeline(DiffusionPipeline):
         timesteps = timesteps[start:]
         if hasattr(self.scheduler, "set_begin_index"):
             self.scheduler.set_begin_index(start)
-        pixels = to_pixels(image, width, height).to(device=device, dtype=self.vae.dtype)
-        encoded = self.vae.encode(pixels).latent_dist.mean * self.vae.config.scaling_factor
+        encoded = latent_space.encode(self.vae, to_pixels(image, width, height))
         encoded = encoded.expand(batch, -1, -1, -1).to(dtype)
         return self.scheduler.add_noise(encoded, noise, timesteps[:1].repeat(batch)), timesteps
 
@@ -553,9 +555,7 @@ class FaceStudioPipeline(DiffusionPipeline):
     def _decode(self, latents, output_type):
         if output_type == "latent":
             return latents
-        decoded = self.vae.decode(
-            latents.to(self.vae.dtype) / self.vae.config.scaling_factor
-        ).sample
+        decoded = latent_space.decode(self.vae, latents)
         pixels = ((decoded.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
         # The invisible watermark goes into the pixels here, where the image is large enough.
         array = np.stack([watermark.embed(a) for a in pixels.permute(0, 2, 3, 1).cpu().numpy()])

@@ -77,7 +77,9 @@ class OptimizationConfig:
     `identity_max_samples` faces per batch; for the decoder target, on its reconstructions.
     `pair_probability` > 0 makes that share of the steps two-person ones: each portrait's
     centre half beside another's, each half routed to its own person's tokens
-    (training/pairs.py; the identity loss skips those steps)."""
+    (training/pairs.py; the identity loss skips those steps). `paired_identity_probability`
+    > 0 conditions that share of samples on another photo of the same person, where the data
+    knows people (training/paired_identity.py)."""
 
     target: str = "diffusion"  # an Objective's name (training/objectives.py)
     kl_weight: NonNegativeFloat = 1e-6
@@ -102,6 +104,7 @@ class OptimizationConfig:
     identity_max_timestep: Annotated[int, Range(0, MAX_VALIDATION_STEPS - 1)] = 400
     identity_max_samples: PositiveInt = 8
     pair_probability: Probability = 0.0  # 0: one-person samples only
+    paired_identity_probability: Probability = 0.0  # 0: always the photo's own embedding
     cache_latents: bool = False
     standardize_face: bool = True
     seed: Seed = 0

@@ -36,11 +36,16 @@ from torch import nn
 
 from facestudio.data.dataset import ReconstructionDataset
 from facestudio.errors import FaceStudioError
+from facestudio.model import latent_space
 from facestudio.model.multi_identity_attention import concat_identity_tokens, unet_levels
 from facestudio.pipeline import FaceStudioPipeline
 from facestudio.training.config import TrainConfig, ValidationConfig
 from facestudio.training.identity_loss import IdentityLoss, IdentityLossSettings, select_samples
+from facestudio.training.paired_identity import SamePersonPhotos
 from facestudio.training.pairs import pair_routing, partners, side_by_side
+
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+"""What the U-Net may be trained to predict; the scheduler's `prediction_type` says which."""
 
 
 class Frozen:
@@ -155,13 +160,30 @@ class Denoising:
     noisy: torch.Tensor
     timesteps: torch.Tensor  # (B,)
     alphas: torch.Tensor  # ᾱ_t, (B, 1, 1, 1)
-    predicted: torch.Tensor  # the U-Net's ε
+    predicted: torch.Tensor  # the U-Net's output: ε, or v with `prediction_type` v_prediction
     face_given: torch.Tensor  # (B,) bool: the identity input was not dropped
     partner: torch.Tensor | None = None  # (B,) for two-person samples (training/pairs.py)
+    prediction_type: str = "epsilon"
+
+    def target(self) -> torch.Tensor:
+        """What the U-Net should have predicted: ε, or v = √ᾱ·ε − √(1−ᾱ)·x₀."""
+        if self.prediction_type == "v_prediction":
+            return self.alphas.sqrt() * self.noise - (1 - self.alphas).sqrt() * self.latents
+        return self.noise
 
     def predicted_latents(self) -> torch.Tensor:
         """The clean latents the prediction implies (x̂₀)."""
+        if self.prediction_type == "v_prediction":
+            return self.alphas.sqrt() * self.noisy - (1 - self.alphas).sqrt() * self.predicted
         return (self.noisy - (1 - self.alphas).sqrt() * self.predicted) / self.alphas.sqrt()
+
+    def min_snr_weights(self, gamma: float) -> torch.Tensor:
+        """(B,) Min-SNR-γ loss weights: min(SNR, γ)/SNR for ε, min(SNR, γ)/(SNR + 1) for v
+        (the same weighting of the x₀ error, expressed for each target)."""
+        a = self.alphas.flatten().float()
+        snr = a / (1 - a)
+        denominator = snr + 1 if self.prediction_type == "v_prediction" else snr
+        return snr.clamp(max=gamma) / denominator
 
 
 class Reconstruction(Objective):
@@ -186,12 +208,15 @@ class Reconstruction(Objective):
             style_encoder=None if opt.train_style_encoder else pipeline.style_encoder,
         )
         self.alphas = pipeline.scheduler.alphas_cumprod.clone()  # the schedule it samples with
+        self.prediction_type = pipeline.scheduler.config.prediction_type
         self.style_dropout, self.face_dropout = opt.style_dropout, opt.face_dropout
         self.snr_gamma, self.face_loss_weight = opt.snr_gamma, opt.face_loss_weight
         self.cache_latents = opt.cache_latents
         self.latent_cache: torch.Tensor | None = None
         self.identity = _identity_loss(opt)
         self.pair_probability = opt.pair_probability
+        self.paired_identity_probability = opt.paired_identity_probability
+        self.same_person: SamePersonPhotos | None = None
 
     @classmethod
     def check(cls, config: TrainConfig) -> None:
@@ -207,6 +232,12 @@ class Reconstruction(Objective):
     def check_data(cls, pipeline: FaceStudioPipeline, dataset: ReconstructionDataset) -> None:
         if pipeline.style_encoder is None:
             raise FaceStudioError("training by reconstruction needs a style encoder in the model")
+        prediction = pipeline.scheduler.config.get("prediction_type", "epsilon")
+        if prediction not in PREDICTION_TYPES:
+            raise FaceStudioError(
+                f"the model's scheduler predicts {prediction!r}; training supports "
+                f"{', '.join(PREDICTION_TYPES)} (set scheduler/scheduler_config.json)"
+            )
         super().check_data(pipeline, dataset)
 
     @classmethod
@@ -221,8 +252,16 @@ class Reconstruction(Objective):
         self.frozen.to(device)
         if self.cache_latents:  # each process holds the whole table: the VAE is frozen
             self.latent_cache = encode_dataset(self.frozen.vae, dataset)
+        if self.paired_identity_probability > 0:
+            self.same_person = SamePersonPhotos(*dataset.identities())
+            print(f"paired identity: {self.same_person.paired_samples} samples have another photo")
 
     def loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        if self.same_person is not None:
+            faces = self.same_person.faces(
+                batch["index"], batch["face"], self.paired_identity_probability, generator
+            )
+            batch = {**batch, "face": faces}
         partner = self.draw_partners(batch, generator)
         denoised = self.denoise(batch, generator, self.style_dropout, self.face_dropout, partner)
         loss = self.weighted_error(denoised, batch)
@@ -247,9 +286,7 @@ class Reconstruction(Objective):
         index = select_samples(denoised.timesteps, usable, self.identity.settings)
         if len(index) == 0:
             return denoised.predicted.sum() * 0.0  # no face to judge: no change, same graph
-        vae = self.frozen.vae
-        latents = denoised.predicted_latents()[index]
-        images = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample
+        images = latent_space.decode(self.frozen.vae, denoised.predicted_latents()[index])
         return self.identity(images, batch, index)
 
     def latents(self, batch: dict) -> torch.Tensor:
@@ -302,11 +339,22 @@ class Reconstruction(Objective):
             encoder_hidden_states=tokens.to(noisy.dtype),
             cross_attention_kwargs=attention_kwargs,
         ).sample
-        return Denoising(latents, noise, noisy, timesteps, alphas, predicted, ~drop_face, partner)
+        return Denoising(
+            latents,
+            noise,
+            noisy,
+            timesteps,
+            alphas,
+            predicted,
+            ~drop_face,
+            partner,
+            self.prediction_type,
+        )
 
     def weighted_error(self, denoised: Denoising, batch: dict) -> torch.Tensor:
-        """ε-MSE, `face_loss_weight` times inside the face box, Min-SNR weighted when set."""
-        error = F.mse_loss(denoised.predicted.float(), denoised.noise.float(), reduction="none")
+        """MSE to the target (ε or v), `face_loss_weight` times inside the face box, Min-SNR
+        weighted when set."""
+        error = F.mse_loss(denoised.predicted.float(), denoised.target().float(), reduction="none")
         if self.face_loss_weight != 1.0:
             weights = face_box_weights(
                 batch["face_box"],
@@ -319,9 +367,7 @@ class Reconstruction(Objective):
             error = error * weights.to(error.device)
         per_sample = error.mean((1, 2, 3))
         if self.snr_gamma > 0:
-            a = denoised.alphas.flatten().float()
-            snr = a / (1 - a)
-            per_sample = per_sample * snr.clamp(max=self.snr_gamma) / snr
+            per_sample = per_sample * denoised.min_snr_weights(self.snr_gamma).to(per_sample)
         return per_sample.mean()
 
     @torch.no_grad()
@@ -442,7 +488,7 @@ class Decoder(Autoencoder):
         images = batch["image"].to(self.vae.dtype)
         with torch.no_grad():
             latents = batch_latents(self.vae, batch, self.latent_cache)
-        reconstruction = self.vae.decode(latents / self.vae.config.scaling_factor).sample
+        reconstruction = latent_space.decode(self.vae, latents)
         error = (reconstruction.float() - images.float()).abs()
         if self.face_loss_weight != 1.0:
             error = error * face_box_weights(
@@ -520,24 +566,18 @@ def face_box_weights(
     return (1.0 + (weight - 1.0) * inside.float())[:, None]
 
 
-def encode_latents(vae: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """The U-Net's training target: the VAE posterior mean, scaled, of images in [-1, 1]."""
-    images = images.to(vae.device, vae.dtype)
-    return vae.encode(images).latent_dist.mean * vae.config.scaling_factor
-
-
 def batch_latents(vae: nn.Module, batch: dict, cache: torch.Tensor | None) -> torch.Tensor:
     """A batch's latents: looked up in `cache` (`encode_dataset`) by sample index, or encoded."""
     if cache is not None:
         return cache[batch["index"].cpu()].to(batch["image"].device)
-    return encode_latents(vae, batch["image"])
+    return latent_space.encode(vae, batch["image"])
 
 
 @torch.no_grad()
 def encode_dataset(vae: nn.Module, dataset, batch_size: int = 64) -> torch.Tensor:
-    """Every training image's latent (`encode_latents`), in dataset order."""
+    """Every training image's latent (`latent_space.encode`), in dataset order."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    return torch.cat([encode_latents(vae, batch["image"]).cpu() for batch in loader])
+    return torch.cat([latent_space.encode(vae, batch["image"]).cpu() for batch in loader])
 
 
 def add_lora(unet: nn.Module, rank: int) -> None:
