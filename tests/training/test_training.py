@@ -20,8 +20,9 @@ from facestudio.data.dataset import ReconstructionDataset
 from facestudio.errors import FaceStudioError
 from facestudio.interfaces.cli import main
 from facestudio.pipeline import FaceStudioPipeline
+from facestudio.training.latent_cache import encode_dataset
 from facestudio.training.loop import train
-from facestudio.training.objectives import Reconstruction, encode_dataset, face_box_weights
+from facestudio.training.objectives import Reconstruction, face_box_weights
 from facestudio.training.run import RunFolder, export_checkpoint
 from tests.conftest import launch_two_cpu_processes
 from tests.training.conftest import tiny_config

@@ -79,7 +79,9 @@ class OptimizationConfig:
     centre half beside another's, each half routed to its own person's tokens
     (training/pairs.py; the identity loss skips those steps). `paired_identity_probability`
     > 0 conditions that share of samples on another photo of the same person, where the data
-    knows people (training/paired_identity.py)."""
+    knows people (training/paired_identity.py). `stylize_probability` > 0 replaces that share
+    of samples by their stylised twin: portrait and style input through the same stylisation,
+    identity from the photo (training/stylize.py)."""
 
     target: str = "diffusion"  # an Objective's name (training/objectives.py)
     kl_weight: NonNegativeFloat = 1e-6
@@ -105,6 +107,7 @@ class OptimizationConfig:
     identity_max_samples: PositiveInt = 8
     pair_probability: Probability = 0.0  # 0: one-person samples only
     paired_identity_probability: Probability = 0.0  # 0: always the photo's own embedding
+    stylize_probability: Probability = 0.0  # 0: photos only
     cache_latents: bool = False
     standardize_face: bool = True
     seed: Seed = 0

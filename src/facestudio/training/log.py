@@ -58,3 +58,13 @@ class TrainingLog:
             self.file.close()
             if self.writer is not None:
                 self.writer.close()
+
+
+def append_csv(path: Path, header: list[str], row: list) -> None:
+    """Append `row` to a CSV file of the run, writing `header` first when the file is new."""
+    fresh = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.writer(handle)
+        if fresh:
+            writer.writerow(header)
+        writer.writerow(row)

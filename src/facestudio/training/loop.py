@@ -79,7 +79,7 @@ def train(
     pipeline = _open(run, config, objective_class, dataset, accelerator, restart)
     objective = objective_class(pipeline, config)
     objective.train()
-    objective.setup(dataset, accelerator.device)
+    objective.setup(dataset, accelerator.device, run.path, accelerator.is_main_process)
     loop = _Loop.prepare(accelerator, objective, pipeline, dataset, run, config)
     return loop.run(on_step)
 

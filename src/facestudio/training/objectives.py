@@ -16,13 +16,12 @@ training and for export, so the two cannot drift. A new objective is one subclas
 Reconstruction (the paper's recipe, `target = "diffusion"`): each sample is a face-centred
 photo; its style input is the same photo with the face masked out and its identity input the
 face's embedding. The U-Net learns to denoise the photo from both, so it must take the face
-from the identity. DDPM ε-prediction on the pipeline's own training schedule;
+from the identity. DDPM ε- or v-prediction (the scheduler's `prediction_type`) on the pipeline's own training schedule;
 classifier-free-guidance dropout replaces the style and the face by their null embeddings.
 """
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +40,12 @@ from facestudio.model.multi_identity_attention import concat_identity_tokens, un
 from facestudio.pipeline import FaceStudioPipeline
 from facestudio.training.config import TrainConfig, ValidationConfig
 from facestudio.training.identity_loss import IdentityLoss, IdentityLossSettings, select_samples
+from facestudio.training.latent_cache import batch_latents, stored_latents
+from facestudio.training.log import append_csv
+from facestudio.training.lora import add_lora
 from facestudio.training.paired_identity import SamePersonPhotos
 from facestudio.training.pairs import pair_routing, partners, side_by_side
+from facestudio.training.stylize import StylisedTwins
 
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 """What the U-Net may be trained to predict; the scheduler's `prediction_type` says which."""
@@ -119,8 +122,15 @@ class Objective(nn.Module):
     ) -> None:
         """Changes to a new run's starting pipeline, made once before it is saved."""
 
-    def setup(self, dataset: ReconstructionDataset, device: torch.device) -> None:
-        """Once before the first step, on every process: frozen parts to `device`, caches."""
+    def setup(
+        self,
+        dataset: ReconstructionDataset,
+        device: torch.device,
+        folder: Path | None = None,
+        main: bool = True,
+    ) -> None:
+        """Once before the first step, on every process: frozen parts to `device`, caches
+        (kept in the run `folder` by the `main` process, when given)."""
 
     def forward(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         # Under data parallelism gradients are synchronised only through forward.
@@ -217,6 +227,8 @@ class Reconstruction(Objective):
         self.pair_probability = opt.pair_probability
         self.paired_identity_probability = opt.paired_identity_probability
         self.same_person: SamePersonPhotos | None = None
+        self.stylize_probability = opt.stylize_probability
+        self.twins: StylisedTwins | None = None
 
     @classmethod
     def check(cls, config: TrainConfig) -> None:
@@ -248,13 +260,15 @@ class Reconstruction(Objective):
         if config.train.standardize_face and not pipeline.guidance.has_face_statistics:
             pipeline.guidance.set_face_statistics(*dataset.face_statistics())
 
-    def setup(self, dataset: ReconstructionDataset, device: torch.device) -> None:
+    def setup(self, dataset, device, folder=None, main=True) -> None:
         self.frozen.to(device)
         if self.cache_latents:  # each process holds the whole table: the VAE is frozen
-            self.latent_cache = encode_dataset(self.frozen.vae, dataset)
+            self.latent_cache = stored_latents(self.frozen.vae, dataset, folder, main)
         if self.paired_identity_probability > 0:
             self.same_person = SamePersonPhotos(*dataset.identities())
             print(f"paired identity: {self.same_person.paired_samples} samples have another photo")
+        if self.stylize_probability > 0:
+            self.twins = StylisedTwins(self.frozen.vae, dataset, folder, main)
 
     def loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         if self.same_person is not None:
@@ -262,6 +276,11 @@ class Reconstruction(Objective):
                 batch["index"], batch["face"], self.paired_identity_probability, generator
             )
             batch = {**batch, "face": faces}
+        if self.twins is not None:
+            latents, style = self.twins.apply(
+                batch, self.latents(batch), self.stylize_probability, generator
+            )
+            batch = {**batch, "latents": latents, "style_pixels": style}
         partner = self.draw_partners(batch, generator)
         denoised = self.denoise(batch, generator, self.style_dropout, self.face_dropout, partner)
         loss = self.weighted_error(denoised, batch)
@@ -290,7 +309,9 @@ class Reconstruction(Objective):
         return self.identity(images, batch, index)
 
     def latents(self, batch: dict) -> torch.Tensor:
-        """The batch's clean latents (from the cache when there is one)."""
+        """The batch's clean latents (given, from the cache when there is one, or encoded)."""
+        if "latents" in batch:
+            return batch["latents"]
         with torch.no_grad():
             return batch_latents(self.frozen.vae, batch, self.latent_cache)
 
@@ -479,10 +500,10 @@ class Decoder(Autoencoder):
         self.latent_cache: torch.Tensor | None = None
         self.identity = _identity_loss(config.train)
 
-    def setup(self, dataset: ReconstructionDataset, device: torch.device) -> None:
+    def setup(self, dataset, device, folder=None, main=True) -> None:
         if self.cache_latents:
             self.vae.to(device)
-            self.latent_cache = encode_dataset(self.vae, dataset)
+            self.latent_cache = stored_latents(self.vae, dataset, folder, main)
 
     def loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         images = batch["image"].to(self.vae.dtype)
@@ -564,42 +585,3 @@ def face_box_weights(
     inside_cols = (cols[None] >= box[:, 0:1]) & (cols[None] <= box[:, 2:3])
     inside = inside_rows[:, :, None] & inside_cols[:, None, :]
     return (1.0 + (weight - 1.0) * inside.float())[:, None]
-
-
-def batch_latents(vae: nn.Module, batch: dict, cache: torch.Tensor | None) -> torch.Tensor:
-    """A batch's latents: looked up in `cache` (`encode_dataset`) by sample index, or encoded."""
-    if cache is not None:
-        return cache[batch["index"].cpu()].to(batch["image"].device)
-    return latent_space.encode(vae, batch["image"])
-
-
-@torch.no_grad()
-def encode_dataset(vae: nn.Module, dataset, batch_size: int = 64) -> torch.Tensor:
-    """Every training image's latent (`latent_space.encode`), in dataset order."""
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    return torch.cat([latent_space.encode(vae, batch["image"]).cpu() for batch in loader])
-
-
-def add_lora(unet: nn.Module, rank: int) -> None:
-    """LoRA adapters on the U-Net's attention projections; the rest of the U-Net frozen."""
-    from peft import LoraConfig  # optional (the train extra); checked in Reconstruction.check
-
-    unet.requires_grad_(False)
-    unet.add_adapter(
-        LoraConfig(
-            r=rank,
-            lora_alpha=rank,
-            init_lora_weights="gaussian",
-            target_modules=["to_q", "to_k", "to_v", "to_out.0"],
-        )
-    )
-
-
-def append_csv(path: Path, header: list[str], row: list) -> None:
-    """Append `row` to a CSV file, writing `header` first when the file is new."""
-    fresh = not path.exists()
-    with open(path, "a", newline="") as handle:
-        writer = csv.writer(handle)
-        if fresh:
-            writer.writerow(header)
-        writer.writerow(row)

@@ -1,6 +1,7 @@
 """A training run's folder: the one owner of its layout, its checkpoints and its export.
 
     output_dir/
+      .facestudio-folder.json          the mark: this folder is a FaceStudio run (outputs.py)
       train_config.json                the configuration of the latest start
       initial_pipeline/                the starting model, frozen parts included (export
         model_settings.json            needs nothing else), and the model settings it was
@@ -14,22 +15,38 @@ The starting model is written under a temporary name and renamed with its settin
 so a start either happened completely or left nothing. A run keeps training only under the
 model settings it was started with; checkpoints are published by rename, the last good one
 never damaged. Export rebuilds the trained module with the objective's own code.
+
+Training writes, appends to or deletes files only in a folder that is new, empty, marked as a
+run, or a run made before the mark (recognised by its starting pipeline and its settings);
+and among the run's own names only what training made: a link or another kind of file there
+is refused, never followed.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 import shutil
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
 from accelerate import Accelerator
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from facestudio.errors import FaceStudioError
-from facestudio.outputs import write_bytes_atomic
+from facestudio.files import kind_of
+from facestudio.outputs import (
+    check_new_folder,
+    check_own_folder,
+    mark_folder,
+    staged_folder,
+    unmark_folder,
+    write_bytes_atomic,
+)
 from facestudio.pipeline import FaceStudioPipeline
 from facestudio.training.config import TrainConfig, config_from_dict
 from facestudio.training.ema import EMA, apply_average
@@ -43,6 +60,8 @@ WEIGHTS = "model.safetensors"  # accelerate's name for the prepared model's weig
 EMA_WEIGHTS = "ema.safetensors"
 STATE = "trainer_state.json"
 RUN_OUTPUTS = (CONFIG, INITIAL, CHECKPOINTS, "log.csv", "tensorboard", "validation")
+_FOLDERS = (INITIAL, CHECKPOINTS, "tensorboard", "validation")  # the rest are files
+RUN = "run"  # the kind of folder, in its mark
 _CHECKPOINT = re.compile(r"^checkpoint-(\d{8})$")
 
 
@@ -78,10 +97,13 @@ class RunFolder:
         return (self.initial_folder / "model_index.json").is_file()
 
     def check(self, config: TrainConfig, restart: bool = False) -> None:
-        """Refuse to train `config` here: not a folder, or (unless the run is to `restart`)
-        started with other model settings."""
-        if self.path.exists() and not self.path.is_dir():
-            raise FaceStudioError(f"output_dir '{self.path}' is not a folder; name a folder")
+        """Refuse to train `config` here: not a folder, a folder that is not a run, a run
+        output that training did not make, or (unless the run is to `restart`) a run started
+        with other model settings or a latest checkpoint that cannot be read."""
+        check_own_folder(self.path, RUN, _run_before_marks)
+        self._check_outputs()
+        if not restart and self.latest_checkpoint() is not None:
+            _check_weights(self.latest_checkpoint())
         started = None if restart else self.started_with()
         if started is None:
             return
@@ -106,22 +128,52 @@ class RunFolder:
         # A run started before the record existed: its config file says.
         return _plain(self.config().model_settings()) if (self.path / CONFIG).is_file() else None
 
-    def start(self, config: TrainConfig, build: Callable[[], FaceStudioPipeline]) -> None:
-        """Write the starting pipeline `build()` makes, with its settings (once per run)."""
-        if not self.started():
-            pipeline = build()  # checked and complete before anything is written
-            shutil.rmtree(self.initial_folder, ignore_errors=True)  # an incomplete older start
-            settings = json.dumps(_plain(config.model_settings()), indent=2)
-            _save_whole(pipeline, self.initial_folder, {SETTINGS: settings})
-        write_bytes_atomic(self.path / CONFIG, json.dumps(config.to_dict(), indent=2).encode())
-
-    def clear(self) -> None:
-        """Remove what training wrote here (`--restart`); other files stay."""
+    def _check_outputs(self) -> None:
+        """Each of the run's own names holds what training makes there (a real folder or a
+        regular file), so nothing is written through a link or into a user's node."""
         for name in RUN_OUTPUTS:
             path = self.path / name
-            if path.is_dir():
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                continue
+            if not (stat.S_ISDIR(mode) if name in _FOLDERS else stat.S_ISREG(mode)):
+                raise FaceStudioError(
+                    f"'{path}' is {kind_of(mode)}, which training did not make; remove it or "
+                    "choose a new output_dir"
+                )
+
+    def start(self, config: TrainConfig, build: Callable[[], FaceStudioPipeline]) -> None:
+        """Write the starting pipeline `build()` makes, with its settings (once per run), and
+        mark the folder as a run; a start that fails leaves nothing, the mark included."""
+        if not self.started():
+            pipeline = build()  # checked and complete before anything is written
+            marked = mark_folder(self.path, RUN)
+            try:
+                self._remove_unfinished_starts()
+                settings = json.dumps(_plain(config.model_settings()), indent=2)
+                _save_whole(pipeline, self.initial_folder, {SETTINGS: settings})
+            except BaseException:
+                if marked:
+                    unmark_folder(self.path)
+                raise
+        mark_folder(self.path, RUN)  # a run made before the mark gets it now
+        write_bytes_atomic(self.path / CONFIG, json.dumps(config.to_dict(), indent=2).encode())
+
+    def _remove_unfinished_starts(self) -> None:
+        """An incomplete starting pipeline, and the temporary folders of starts that were
+        killed (links are not followed: `rmtree` refuses them)."""
+        for stale in [self.initial_folder, *self.path.glob(f".{INITIAL}*.tmp")]:
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def clear(self) -> None:
+        """Remove what training wrote here (`--restart`); other files, and the mark, stay."""
+        self._check_outputs()
+        for name in RUN_OUTPUTS:
+            path = self.path / name
+            if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
-            elif path.is_file():
+            elif path.is_file() and not path.is_symlink():
                 path.unlink()
 
     def config(self) -> TrainConfig:
@@ -181,6 +233,7 @@ class RunFolder:
         latest = self.latest_checkpoint()
         if latest is None:
             return 0
+        _check_weights(latest)
         accelerator.load_state(str(latest))
         if ema is not None and (latest / EMA_WEIGHTS).is_file():
             ema.load(latest / EMA_WEIGHTS)
@@ -231,18 +284,16 @@ class RunFolder:
                 f"'{self.path}' lacks {INITIAL}/ or {CONFIG}; export needs the run folder the "
                 "checkpoint belongs to"
             )
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise FaceStudioError(f"output folder '{out}' is not empty; choose a new folder")
+        check_new_folder(out)
+        _check_weights(checkpoint)
         config = self.config()
         pipeline = self.initial_pipeline()
         objective = Objective.build(pipeline, config)
-        objective.load_state_dict(load_file(str(checkpoint / WEIGHTS)))
+        _load_into(objective, checkpoint / WEIGHTS, Objective.load_state_dict)
         if use_ema and (checkpoint / EMA_WEIGHTS).is_file():
-            apply_average(objective, load_file(str(checkpoint / EMA_WEIGHTS)))
+            _load_into(objective, checkpoint / EMA_WEIGHTS, apply_average)
         objective.finalize(pipeline)
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        _save_whole(pipeline, out)
+        _save_whole(pipeline, out)  # an empty folder there is replaced, nothing else
         return out
 
 
@@ -252,19 +303,53 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, use_ema: bool = T
 
 
 def _save_whole(pipeline: FaceStudioPipeline, folder: Path, extra: dict | None = None) -> None:
-    """Save `pipeline` (and `extra` files) under a temporary name and rename it to `folder`
-    when complete: a full disk or a crash leaves no half-written pipeline at `folder`."""
-    temporary = folder.parent / f".{folder.name}.tmp"
-    shutil.rmtree(temporary, ignore_errors=True)
+    """Save `pipeline` (and `extra` files) under a new temporary name and rename it to `folder`
+    when complete: a full disk or a crash leaves no half-written pipeline at `folder`, and no
+    existing file is taken for the temporary one."""
     try:
-        pipeline.save_pretrained(temporary)
-        for name, text in (extra or {}).items():
-            (temporary / name).write_text(text)
-        temporary.rename(folder)
+        with staged_folder(folder) as temporary:
+            pipeline.save_pretrained(temporary)
+            for name, text in (extra or {}).items():
+                (temporary / name).write_text(text)
     except OSError as error:
-        shutil.rmtree(temporary, ignore_errors=True)
         reason = "no space left on the device" if error.errno == errno.ENOSPC else error.strerror
         raise FaceStudioError(f"could not write '{folder}': {reason or error}") from None
+
+
+def _check_weights(checkpoint: Path) -> None:
+    """Every weights file of `checkpoint` has a header that agrees with the file (safetensors
+    checks each tensor's offsets against the file's size), before anything is loaded."""
+    for path in sorted(checkpoint.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), "pt"):
+                pass
+        except (SafetensorError, OSError) as error:
+            raise FaceStudioError(
+                f"checkpoint '{checkpoint}' is damaged: {path.name} cannot be read ({error}); "
+                "use an earlier checkpoint (delete this one to resume from it) or --restart"
+            ) from None
+
+
+def _load_into(objective: Objective, path: Path, load: Callable) -> None:
+    """`load(objective, tensors)` with the weights in `path`; weights of other names or shapes
+    (a header that lies within the file) are one line."""
+    try:
+        load(objective, load_file(str(path)))
+    except RuntimeError as error:  # torch's report of missing, unexpected or misshapen weights
+        first = str(error).strip().splitlines()[0]
+        raise FaceStudioError(
+            f"'{path}' is damaged or from another model: its weights do not fit this run "
+            f"({first}); export a checkpoint of this run"
+        ) from None
+
+
+def _run_before_marks(folder: Path) -> bool:
+    """A run made before runs were marked: its starting pipeline with the run's settings record
+    or config beside it (a layout only training makes)."""
+    initial = folder / INITIAL
+    return (initial / "model_index.json").is_file() and (
+        (initial / SETTINGS).is_file() or (folder / CONFIG).is_file()
+    )
 
 
 def _plain(settings: dict) -> dict:
