@@ -94,9 +94,14 @@ class FaceAnalyzer:
     # -- detection -------------------------------------------------------------------------
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """All faces in an (H, W, 3) uint8 RGB image, largest first."""
+        """All faces in an (H, W, 3) uint8 RGB image, largest first. Small images (a side under
+        `SMALL_SIDE`, such as a small model's generated portraits) are searched at an integer
+        upscale, since detectors miss faces under about 40 px; boxes come back in the image's
+        own pixels."""
         height, width = image.shape[:2]
-        faces = [_clip_to_image(face, width, height) for face in self.backend.detect(image)]
+        factor = upscale_factor(image)
+        found = self.backend.detect(_upscaled(image, factor))
+        faces = [_clip_to_image(_scaled(face, 1 / factor), width, height) for face in found]
         return sorted(faces, key=lambda f: (f.area, f.score), reverse=True)
 
     def analyze(self, source: ImageSource) -> ImageFaces:
@@ -104,7 +109,7 @@ class FaceAnalyzer:
         return self._analyze(self._load(source))
 
     def _analyze(self, loaded: _Loaded) -> ImageFaces:
-        fingerprint = self.backend.fingerprint()
+        fingerprint = self._fingerprint()
         if self.cache is not None:
             cached = self.cache.get_faces(loaded.digest, fingerprint, loaded.name)
             if cached is not None:
@@ -115,11 +120,17 @@ class FaceAnalyzer:
             self.cache.put_faces(loaded.digest, fingerprint, result)
         return result
 
+    def _fingerprint(self) -> str:
+        """What the cache keys results by: the backend, and how small images are analysed."""
+        return f"{self.backend.fingerprint()}|small<{SMALL_SIDE}"
+
     # -- identity --------------------------------------------------------------------------
 
     def embed(self, image: np.ndarray, face: Face) -> np.ndarray:
-        """The L2-normalised identity vector of one face."""
-        return normalize(self.backend.embed(image, face))
+        """The L2-normalised identity vector of one face (of a small image: at its upscale, as
+        it was detected)."""
+        factor = upscale_factor(image)
+        return normalize(self.backend.embed(_upscaled(image, factor), _scaled(face, factor)))
 
     def identity(self, source: ImageSource, face_index: int | None = None) -> FaceIdentity:
         """The identity of one face of a photo: the largest, or `face_index` (largest first).
@@ -131,7 +142,7 @@ class FaceAnalyzer:
         found = self._analyze(loaded)
         index, face, warnings = select_face(found, face_index)
         vector = None
-        fingerprint = self.backend.fingerprint()
+        fingerprint = self._fingerprint()
         if self.cache is not None:
             vector = self.cache.get_embedding(loaded.digest, fingerprint, index)
         if vector is None:
@@ -248,6 +259,36 @@ def normalize(vector: np.ndarray) -> np.ndarray:
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(normalize(a) @ normalize(b))
+
+
+SMALL_SIDE = 200
+"""Images whose shorter side is under this are analysed at an integer upscale (bicubic)."""
+
+
+def upscale_factor(image: np.ndarray) -> int:
+    """1 for ordinary photos; for small images the smallest integer bringing the shorter side
+    to `SMALL_SIDE` or more (at most 8)."""
+    side = min(image.shape[:2])
+    return 1 if side >= SMALL_SIDE else min(8, -(-SMALL_SIDE // max(side, 1)))
+
+
+def _upscaled(image: np.ndarray, factor: int) -> np.ndarray:
+    if factor == 1:
+        return image
+    height, width = image.shape[:2]
+    picture = Image.fromarray(image).resize(
+        (width * factor, height * factor), Image.Resampling.BICUBIC
+    )
+    return np.asarray(picture)
+
+
+def _scaled(face: Face, factor: float) -> Face:
+    if factor == 1:
+        return face
+    box = tuple(float(v) * factor for v in face.box)
+    return dataclasses.replace(
+        face, box=box, landmarks=(face.landmarks * factor).astype(np.float32)
+    )
 
 
 def _clip_to_image(face: Face, width: int, height: int) -> Face:
