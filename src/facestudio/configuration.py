@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import math
-import tomllib
 import types
 import typing
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from facestudio.errors import FaceStudioError
+from facestudio.structured_files import quote, read_structured_file, shown
 
 T = TypeVar("T")
 
@@ -54,50 +53,18 @@ NonNegativeFloat = Annotated[float, Range(0)]
 Probability = Annotated[float, Range(0, 1)]
 Seed = Annotated[int, Range(0, 2**63 - 1)]
 
-_SUFFIXES = {".toml": "TOML", ".yaml": "YAML", ".yml": "YAML", ".json": "JSON"}
-
 
 def read_settings_file(path: str | Path, what: str = "config") -> dict:
-    """The table of settings in a .toml, .yaml/.yml or .json file (YAML read safely)."""
-    path = Path(path)
-    if not path.is_file():
-        state = "is not a file" if path.exists() else "does not exist"
-        raise FaceStudioError(f"{what} '{path}' {state}")
-    if path.suffix not in _SUFFIXES:
-        raise FaceStudioError(f"{what} '{path}' must be .toml, .yaml, .yml or .json")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise FaceStudioError(
-            f"{what} '{path}' is not UTF-8 text (byte {exc.start}); save it as UTF-8"
-        ) from None
-    kind = _SUFFIXES[path.suffix]
-    try:
-        data = _parse(text, kind)
-    except ValueError as exc:
-        raise FaceStudioError(f"{what} '{path}' is not valid {kind}: {_one_line(exc)}") from None
+    """The table of settings in a .toml, .yaml/.yml or .json file, through the bounded reader
+    (`facestudio.structured_files`: size, nesting and number length checked, YAML read safely)."""
+    data = read_structured_file(path, what)
+    if data is None:  # an empty YAML file
+        return {}
     if not isinstance(data, dict):
-        raise FaceStudioError(f"{what} '{path}' must hold a table of settings at the top level")
+        raise FaceStudioError(
+            f"{what} {quote(path)} must hold a table of settings at the top level"
+        )
     return data
-
-
-def _parse(text: str, kind: str) -> Any:
-    if kind == "TOML":
-        return tomllib.loads(text)
-    if kind == "JSON":
-        return json.loads(text)
-    import yaml  # declared in pyproject; imported here so TOML users do not pay for it
-
-    try:
-        return yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:  # refused tags (!!python/...) included: nothing is constructed
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ValueError(f"{getattr(exc, 'problem', None) or exc}{where}") from None
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
 
 
 def load_dataclass(
@@ -118,7 +85,7 @@ def load_dataclass(
     if isinstance(source, dict):
         data, name = source, name or "the settings"
     else:
-        data, name = read_settings_file(source, what), name or f"'{source}'"
+        data, name = read_settings_file(source, what), name or quote(source)
     return _build(cls, data, prefix, name, noun)
 
 
@@ -129,23 +96,27 @@ def check_dataclass(instance: T, name: str = "the settings") -> T:
 
 def _build(cls, data, prefix: str, source: str, noun: str = "key"):
     if not isinstance(data, dict):
-        where = prefix.rstrip(".") or "the top level"
-        raise FaceStudioError(f"'{where}' in {source} must be a table of settings")
+        where = quote(prefix.rstrip(".")) if prefix else "the top level"
+        raise FaceStudioError(f"{where} in {source} must be a table of settings")
     hints = typing.get_type_hints(cls, include_extras=True)
     known = [f.name for f in dataclasses.fields(cls) if f.init]
     values = {}
     for key, value in data.items():
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = (
-                f"; did you mean '{prefix}{close[0]}'?" if close else f"; known: {', '.join(known)}"
-            )
-            raise FaceStudioError(f"unknown {noun} '{prefix}{key}' in {source}{hint}")
+            raise _unknown_key(key, known, prefix, source, noun)
         values[key] = _value(value, hints[key], f"{prefix}{key}", source)
     missing = [f.name for f in dataclasses.fields(cls) if _required(f) and f.name not in values]
     if missing:
         raise FaceStudioError(f"{source} needs '{prefix}{missing[0]}'")
     return cls(**values)
+
+
+def _unknown_key(key, known: list[str], prefix: str, source: str, noun: str) -> FaceStudioError:
+    """The error for a key `cls` does not have, naming the closest known key (a key of a
+    hundred kB is compared by its first 100 characters: difflib is quadratic)."""
+    close = difflib.get_close_matches(str(key)[:100], known, n=1)
+    hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; known: {', '.join(known)}"
+    return FaceStudioError(f"unknown {noun} {quote(f'{prefix}{key}')} in {source}{hint}")
 
 
 def _required(field: dataclasses.Field) -> bool:
@@ -164,7 +135,7 @@ def _value(value, kind, name: str, source: str):
         for mark in marks:
             if isinstance(mark, Range) and not mark.admits(value):
                 raise FaceStudioError(
-                    f"'{name}' in {source} must be {mark.describe()}, got {value!r}"
+                    f"{quote(name)} in {source} must be {mark.describe()}, got {shown(value)}"
                 )
         return value
     if dataclasses.is_dataclass(kind):
@@ -173,7 +144,9 @@ def _value(value, kind, name: str, source: str):
     if origin is Literal:
         if value not in args:
             options = ", ".join(repr(v) for v in args)
-            raise FaceStudioError(f"'{name}' in {source} must be one of {options}, got {value!r}")
+            raise FaceStudioError(
+                f"{quote(name)} in {source} must be one of {options}, got {shown(value)}"
+            )
         return value
     if origin in (types.UnionType, typing.Union):
         return _union(value, args, name, source)
@@ -204,14 +177,16 @@ def _scalar(value, base, name: str, source: str):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _wrong_type(name, source, "a number", value)
         if not math.isfinite(value):
-            raise FaceStudioError(f"'{name}' in {source} must be a finite number, got {value!r}")
+            raise FaceStudioError(
+                f"{quote(name)} in {source} must be a finite number, got {shown(value)}"
+            )
         return float(value)
     if base is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise _wrong_type(name, source, "a whole number (int)", value)
     if isinstance(base, type) and not isinstance(value, base):
         raise _wrong_type(name, source, _NAMES.get(base, base.__name__), value)
     if isinstance(value, str) and "\0" in value:
-        raise FaceStudioError(f"'{name}' in {source} must not contain a NUL character")
+        raise FaceStudioError(f"{quote(name)} in {source} must not contain a NUL character")
     return value
 
 
@@ -220,5 +195,5 @@ _NAMES = {str: "a string (str)", bool: "true or false (bool)", dict: "a table (d
 
 def _wrong_type(name: str, source: str, expected: str, value) -> FaceStudioError:
     return FaceStudioError(
-        f"'{name}' in {source} must be {expected}, got {type(value).__name__} {value!r}"
+        f"{quote(name)} in {source} must be {expected}, got {type(value).__name__} {shown(value)}"
     )

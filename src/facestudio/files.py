@@ -56,6 +56,39 @@ STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS
 """Errors that only the storage being written causes, whatever code was running."""
 
 
+class NotAFile(Exception):
+    """What `read_own_file` found instead of a small regular file (in words, for a message)."""
+
+
+def read_own_file(path: os.PathLike | str, limit: int | None = None, length: int = -1) -> bytes:
+    """The first `length` bytes (all, if -1) of a file the tool wrote itself.
+
+    It is read only if it is a regular file (no larger than `limit`, if given), never through a
+    symbolic link and never blocking (a FIFO put in its place is refused, not waited on);
+    anything else raises `NotAFile` saying what is there. A missing file raises
+    `FileNotFoundError` as usual.
+    """
+    _refuse_unless_regular(os.lstat(path).st_mode)  # a link is refused, not followed
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        handle = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.ENXIO):
+            raise
+        raise NotAFile("no longer a regular file") from None  # swapped since the lstat
+    with os.fdopen(handle, "rb") as file:
+        state = os.fstat(handle)
+        _refuse_unless_regular(state.st_mode)
+        if limit is not None and state.st_size > limit:
+            raise NotAFile(f"a file of {state.st_size} bytes, larger than FaceStudio writes")
+        return file.read(length)
+
+
+def _refuse_unless_regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise NotAFile(kind_of(mode))
+
+
 def write_failure(exc: OSError, folder: os.PathLike | str, name: os.PathLike | str) -> str | None:
     """One line for an `OSError` met while writing `name` in `folder`, or None if not a user's."""
     reason = _REASONS.get(exc.errno)

@@ -1,11 +1,23 @@
-"""Loading user images safely: one RGB uint8 array, as a person sees the photo, or a clear error."""
+"""Loading user images safely: one RGB uint8 array, as a person sees the photo, or a clear error.
+
+This module is the one place that hands a user's image to Pillow: files, bytes, uploads and
+opened images (`load_image`, `image_to_rgb_array`), and headers without pixels
+(`read_image_header`, `check_image_file`). Every call into Pillow runs inside
+`decoder_errors`, which turns the whole family of decoder errors (`ValueError` from an
+oversized text chunk, `SyntaxError` from a garbage EXIF block, `DecompressionBombError` from
+an icon that grows while it loads, ...) into one `ImageLoadError` line naming the image.
+"""
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import stat
+import struct
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -14,6 +26,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facestudio.errors import ImageLoadError
 from facestudio.files import kind_of
+from facestudio.structured_files import printable, quote
 
 
 @dataclass(frozen=True)
@@ -41,14 +54,7 @@ def load_image(
     converted. Raises `ImageLoadError` with a one-line reason for anything unusable.
     """
     config = config or ImageLoadConfig()
-    if isinstance(source, bytes):
-        name = name or "<bytes>"
-        if not source:
-            raise ImageLoadError(f"cannot read '{name}': the file is empty (0 bytes)")
-        opener: BinaryIO = io.BytesIO(source)
-    else:
-        name = name or str(source)
-        opener = open_image_file(source, config, name)
+    opener, name = _opener(source, config, name)
     with opener:
         return _decode(opener, name, config)
 
@@ -75,9 +81,9 @@ def open_image_file(
         _check_image_file(os.stat(path).st_mode, 1, name, config)
         handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except (FileNotFoundError, NotADirectoryError):
-        raise ImageLoadError(f"cannot read '{name}': no such file") from None
+        raise ImageLoadError(f"cannot read {quote(name)}: no such file") from None
     except OSError as exc:
-        raise ImageLoadError(f"cannot read '{name}': {exc.strerror or exc}") from None
+        raise ImageLoadError(f"cannot read {quote(name)}: {exc.strerror or exc}") from None
     try:
         state = os.fstat(handle)
         _check_image_file(state.st_mode, state.st_size, name, config)
@@ -90,8 +96,9 @@ def open_image_file(
 def check_image_file(
     path: str | os.PathLike, config: ImageLoadConfig | None = None, name: str | None = None
 ) -> None:
-    """Raise the `open_image_file` error for `path` now, before slow work (models loading)."""
-    open_image_file(path, config, name).close()
+    """Raise now, before slow work (models loading), the error `load_image` would raise for
+    `path` from its kind, size or header (`read_image_header`)."""
+    read_image_header(path, config, name)
 
 
 def read_image_file(
@@ -112,45 +119,141 @@ def read_image_file(
 
 def _check_image_file(mode: int, size: int, name: str, config: ImageLoadConfig) -> None:
     if not stat.S_ISREG(mode):
-        raise ImageLoadError(f"cannot read '{name}': it is {kind_of(mode)}, not an image file")
+        raise ImageLoadError(f"cannot read {quote(name)}: it is {kind_of(mode)}, not an image file")
     if size == 0:
-        raise ImageLoadError(f"cannot read '{name}': the file is empty (0 bytes)")
+        raise ImageLoadError(f"cannot read {quote(name)}: the file is empty (0 bytes)")
     if size > max_file_bytes(config):
         raise ImageLoadError(
-            f"cannot read '{name}': the file is {size / 1e6:.0f} MB, over the "
+            f"cannot read {quote(name)}: the file is {size / 1e6:.0f} MB, over the "
             f"{max_file_bytes(config) / 1e6:.0f} MB limit for one image; downscale or "
             "re-encode it"
         )
 
 
-def _decode(file: BinaryIO, name: str, config: ImageLoadConfig) -> np.ndarray:
+DECODER_ERRORS = (
+    OSError,  # UnidentifiedImageError, truncated data, a decoder's own error
+    ValueError,  # an oversized text chunk, a bad mode or size
+    SyntaxError,  # a malformed header or EXIF block
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    RecursionError,  # a chain of nested IFDs
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,  # raised as an error inside `decoder_errors`
+)
+"""What Pillow raises on malformed input. Pillow's own `Image.open` treats several of these as
+"not this format"; a plugin can raise any of them while it reads a header, EXIF or pixels."""
+
+
+@contextmanager
+def decoder_errors(name: str, config: ImageLoadConfig | None = None) -> Iterator[None]:
+    """Around every call into Pillow on a user's image: each decoder error becomes one
+    `ImageLoadError` line naming the image. Pillow's bomb warning is an error in here (an icon
+    or GIF can grow while it loads, past the size its header declared)."""
+    config = config or ImageLoadConfig()
+    bomb = "error" if config.max_pixels <= (Image.MAX_IMAGE_PIXELS or math.inf) else "ignore"
     try:
         with warnings.catch_warnings():
-            # Our own pixel limit below replaces PIL's bomb warning.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(file)
+            warnings.simplefilter(bomb, Image.DecompressionBombWarning)
+            yield
     except UnidentifiedImageError:
         raise ImageLoadError(
-            f"cannot read '{name}': not an image format this program reads (use JPEG or PNG)"
+            f"cannot read {quote(name)}: not an image format this program reads (use JPEG or PNG)"
         ) from None
-    except Image.DecompressionBombError:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageLoadError(_too_large_message(name, None, config)) from None
-    except OSError as exc:
-        raise ImageLoadError(f"cannot read '{name}': {exc}") from None
-    with image:
-        width, height = image.size
-        if width * height > config.max_pixels:
-            raise ImageLoadError(_too_large_message(name, (width, height), config))
-        try:
+    except DECODER_ERRORS as exc:
+        raise ImageLoadError(f"cannot read {quote(name)}: {_reason(exc)}") from None
+
+
+def _reason(exc: Exception) -> str:
+    """A decoder error in words a user can act on."""
+    text = printable(" ".join(str(exc).split()), 100) or type(exc).__name__
+    if "truncated" in text:
+        return "the file is truncated (an incomplete download or copy?); re-copy it"
+    if "TEXT_CHUNK" in text or "text chunks" in text:
+        return f"its metadata (text chunks) is larger than an image needs ({text}); re-export it"
+    if "TIFF" in text:  # EXIF is a TIFF structure
+        return f"its EXIF metadata is damaged ({text}); re-export it without EXIF"
+    return f"the image data is damaged ({text}); re-export or re-copy it"
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image says about itself before its pixels: its format and size, the text
+    chunks stored ahead of the pixel data (PNG), and the string tags of its EXIF block."""
+
+    format: str
+    width: int
+    height: int
+    text: dict[str, str]
+    exif_text: dict[int, str]
+
+
+def read_image_header(
+    source: str | os.PathLike | bytes,
+    config: ImageLoadConfig | None = None,
+    name: str | None = None,
+) -> ImageHeader:
+    """The header of an image file (or its bytes), no pixel decoded; the pixel bound is
+    checked. Raises `ImageLoadError` with one line for anything unreadable."""
+    config = config or ImageLoadConfig()
+    opener, name = _opener(source, config, name)
+    with opener, decoder_errors(name, config):
+        image = Image.open(opener)
+        with image:
+            _check_pixels(image, name, config)
+            return image_header(image, name, config)
+
+
+def image_header(
+    image: Image.Image, name: str = "image", config: ImageLoadConfig | None = None
+) -> ImageHeader:
+    """The `ImageHeader` of an opened image, without loading its pixels (a PNG's `getexif()`
+    would load them: its EXIF is read from the bytes the header holds)."""
+    with decoder_errors(name, config):
+        text = {
+            k: str(v) for k, v in image.info.items() if isinstance(k, str) and isinstance(v, str)
+        }
+        exif = Image.Exif()
+        raw = image.info.get("exif")
+        if isinstance(raw, bytes | bytearray):
+            exif.load(bytes(raw))
+        elif image.format is None or image.format == "TIFF":  # in memory, or EXIF is the IFD
+            exif = image.getexif()
+        strings = {tag: value for tag, value in exif.items() if isinstance(value, str)}
+        return ImageHeader(image.format or "unknown", image.width, image.height, text, strings)
+
+
+def _opener(
+    source: str | os.PathLike | bytes, config: ImageLoadConfig, name: str | None
+) -> tuple[BinaryIO, str]:
+    if isinstance(source, bytes):
+        name = name or "<bytes>"
+        if not source:
+            raise ImageLoadError(f"cannot read {quote(name)}: the file is empty (0 bytes)")
+        return io.BytesIO(source), name
+    name = name or str(source)
+    return open_image_file(source, config, name), name
+
+
+def _decode(file: BinaryIO, name: str, config: ImageLoadConfig) -> np.ndarray:
+    with decoder_errors(name, config):
+        image = Image.open(file)
+        with image:
+            _check_pixels(image, name, config)
             image.load()
-        except (OSError, SyntaxError, ValueError) as exc:
-            reason = str(exc) or type(exc).__name__
-            if "truncated" in reason:
-                reason = "the file is truncated (an incomplete download or copy?)"
-            raise ImageLoadError(
-                f"cannot read '{name}': {reason}; re-export or re-copy it"
-            ) from None
-        return image_to_rgb_array(image, name=name, config=config)
+            _check_pixels(image, name, config)  # an icon or GIF may grow while it loads
+            return image_to_rgb_array(image, name=name, config=config)
+
+
+def _check_pixels(image: Image.Image, name: str, config: ImageLoadConfig) -> None:
+    width, height = image.size
+    if width * height > config.max_pixels:
+        raise ImageLoadError(_too_large_message(name, (width, height), config))
 
 
 def image_to_rgb_array(
@@ -158,14 +261,15 @@ def image_to_rgb_array(
 ) -> np.ndarray:
     """Convert a PIL image of any mode to an upright (H, W, 3) uint8 RGB array."""
     config = config or ImageLoadConfig()
-    image = ImageOps.exif_transpose(image) or image
-    width, height = image.size
-    if min(width, height) < config.min_side:
-        raise ImageLoadError(
-            f"'{name}' is {width}×{height} pixels, too small to hold a face "
-            f"(need at least {config.min_side}×{config.min_side}); use a larger photo"
-        )
-    return _to_rgb(image)
+    with decoder_errors(name, config):
+        image = ImageOps.exif_transpose(image) or image
+        width, height = image.size
+        if min(width, height) < config.min_side:
+            raise ImageLoadError(
+                f"{quote(name)} is {width}×{height} pixels, too small to hold a face "
+                f"(need at least {config.min_side}×{config.min_side}); use a larger photo"
+            )
+        return _to_rgb(image)
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
@@ -194,9 +298,12 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
 def _too_large_message(path: str, size: tuple[int, int] | None, config: ImageLoadConfig) -> str:
     limit = config.max_pixels / 1e6
     if size is None:
-        return f"cannot read '{path}': it decodes to more than {limit:.0f} megapixels; downscale it"
+        return (
+            f"cannot read {quote(path)}: it decodes to more than {limit:.0f} megapixels; "
+            "downscale it"
+        )
     width, height = size
     return (
-        f"cannot read '{path}': {width}×{height} is {width * height / 1e6:.0f} megapixels, "
+        f"cannot read {quote(path)}: {width}×{height} is {width * height / 1e6:.0f} megapixels, "
         f"over the {limit:.0f} MP limit; downscale it first"
     )

@@ -6,10 +6,16 @@ memory, so these tests need nothing from ../shared.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import io
+import json
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -70,20 +76,28 @@ def fast_fields(**extra) -> dict[str, str]:
 
 
 def config(**changes) -> ServeConfig:
-    return ServeConfig(**changes)
+    """Settings for a test server. Settings this version of `ServeConfig` does not have are
+    left out, so that a test can be run against the code before them (to reproduce a case)."""
+    known = {field.name for field in dataclasses.fields(ServeConfig)}
+    return ServeConfig(**{name: value for name, value in changes.items() if name in known})
 
 
-@pytest.fixture(scope="session")
-def live_server(studio) -> str:
-    """A real server (uvicorn on a loopback port, in a thread) around the bundled model."""
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(studio, ui: bool = True, **settings) -> Iterator[tuple[str, object]]:
+    """A real server (uvicorn on a loopback port, in a thread) around `studio`, with
+    `settings`: its URL and its app, until the block ends (then shut down as on Ctrl-C)."""
     import uvicorn
 
     from facestudio.app.server import create_app
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = create_app(config(port=port), studio)
+    port = free_port()
+    app = create_app(config(port=port, **settings), studio, ui=ui)
     uvicorn_server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     )
@@ -93,6 +107,90 @@ def live_server(studio) -> str:
     while not uvicorn_server.started:
         assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uvicorn_server.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        uvicorn_server.should_exit = True
+        thread.join(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def live_server(studio) -> str:
+    """A real server (uvicorn on a loopback port, in a thread) around the bundled model."""
+    with running_server(studio) as (url, _app):
+        yield url
+
+
+def get_json(url: str, timeout: float = 30) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.load(response)
+
+
+PAGE_LABELS = {
+    "person_0": "Person 1: photos (several photos = multi-shot)",
+    "person_1": "Person 2: photos (several photos = multi-shot)",
+    "style_image": "Style image",
+    "image": "Content image",
+    "seed": "Seed",
+    "num_inference_steps": "Steps",
+}
+
+
+def file_data(path: str) -> dict:
+    """A file reference as the page sends it: a path on the server."""
+    return {"path": path, "meta": {"_type": "gradio.FileData"}}
+
+
+def page_call(url: str, endpoint: str, timeout: float = 120, **values) -> tuple[str, object]:
+    """Call one of the page's events (`on_photos`, `on_generate`) as the page's client does,
+    with `values` by request field (files as `file_data`) and defaults for the rest: the last
+    event's name ("complete", "error") and its data."""
+    info = get_json(f"{url}/gradio_api/info")["named_endpoints"][f"/{endpoint}"]
+    by_label = {PAGE_LABELS[name]: value for name, value in values.items()}
+    data = [by_label.get(p["label"], p["parameter_default"]) for p in info["parameters"]]
+    request = urllib.request.Request(
+        f"{url}/gradio_api/call/{endpoint}",
+        json.dumps({"data": data}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        event_id = json.load(response)["event_id"]
+    with urllib.request.urlopen(
+        f"{url}/gradio_api/call/{endpoint}/{event_id}", timeout=timeout
+    ) as stream:
+        lines = stream.read().decode().splitlines()
+    events = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]
+    payloads = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+    return events[-1], json.loads(payloads[-1])
+
+
+def upload_to_page(url: str, name: str, data: bytes, timeout: float = 60) -> tuple[int, object]:
+    """Upload a file as the page does (`/gradio_api/upload`): the status and the answer (the
+    files' paths on the server when accepted)."""
+    body, content_type = multipart_body([("files", name, data)])
+    request = urllib.request.Request(
+        f"{url}/gradio_api/upload", body, {"Content-Type": content_type}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+
+
+BOUNDARY = "facestudio-test-boundary"
+
+
+def multipart_body(parts: list[tuple[str, str | None, bytes]]) -> tuple[bytes, str]:
+    """A whole multipart body of (field, file name or None for a text field, bytes)."""
+    chunks = []
+    for field, filename, data in parts:
+        disposition = f'form-data; name="{field}"'
+        if filename is not None:
+            disposition += f'; filename="{filename}"'
+        head = f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n"
+        if filename is not None:
+            head += "Content-Type: application/octet-stream\r\n"
+        chunks.append(head.encode() + b"\r\n" + data + b"\r\n")
+    chunks.append(f"--{BOUNDARY}--\r\n".encode())
+    return b"".join(chunks), f"multipart/form-data; boundary={BOUNDARY}"

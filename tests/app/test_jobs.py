@@ -110,3 +110,64 @@ def test_errors_become_one_line_and_internal_ones_say_nothing_of_the_internals()
     assert failed.status is JobStatus.FAILED and "secret" not in failed.error
     assert "server log" in failed.error and isinstance(seen[0], RuntimeError)
     queue.close()
+
+
+def stepping(steps: int, step_s: float):
+    """A runner that reports `steps` steps, `step_s` apart, as the pipeline's callback does."""
+
+    def runner(work, progress):
+        for done in range(steps + 1):
+            progress(done, steps)
+            time.sleep(step_s)
+        return JobOutcome([])
+
+    return runner
+
+
+def test_a_deleted_running_job_stops_at_its_next_step_and_the_worker_shows_busy_till_then():
+    gate = threading.Event()
+
+    def runner(work, progress):  # job 0 runs 100 s unless stopped; job 1 at once
+        gate.wait(10)
+        return stepping(10_000 if work == 0 else 1, 0.01)(work, progress)
+
+    queue = make_queue(runner)
+    job = queue.submit(0)
+    while queue.get(job.id).status is not JobStatus.RUNNING:
+        time.sleep(0.01)
+    assert queue.delete(job.id) and queue.get(job.id) is None
+    assert queue.stats()["running"] == 1  # deleted, but the worker has not stopped yet
+    gate.set()
+    started = time.monotonic()
+    while queue.stats()["running"]:
+        time.sleep(0.01)
+    assert time.monotonic() - started < 5  # not the 100 s the job would have taken
+    assert job.status is JobStatus.FAILED and job.error == "the job was cancelled"
+    assert queue.wait(queue.submit(1).id, timeout=10).status is JobStatus.SUCCEEDED
+    queue.close()
+
+
+def test_a_job_that_runs_over_the_time_limit_is_stopped_with_one_line():
+    queue = make_queue(stepping(10_000, 0.01), max_run_s=0.5)
+    started = time.monotonic()
+    job = queue.wait(queue.submit(0).id, timeout=30)
+    assert job.status is JobStatus.FAILED and time.monotonic() - started < 5
+    assert "limit of 0 s per job" in job.error or "limit of 1 s per job" in job.error
+    assert "fewer steps" in job.error and queue.stats()["running"] == 0
+    queue.close()
+
+
+def test_the_photos_of_waiting_jobs_are_bounded_in_bytes():
+    gate = threading.Event()
+    queue = make_queue(
+        lambda w, p: gate.wait(10) and JobOutcome([]), max_queued=10, max_waiting_bytes=1000
+    )
+    running = queue.submit(0, size=900)
+    while queue.get(running.id).status is not JobStatus.RUNNING:
+        time.sleep(0.01)
+    queue.submit(1, size=600)  # the first waiting job always fits
+    with pytest.raises(QueueFullError, match="MiB of photos"):
+        queue.submit(2, size=600)
+    queue.submit(3, size=400)
+    gate.set()
+    queue.close()

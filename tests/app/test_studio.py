@@ -78,3 +78,30 @@ def test_it_describes_the_model_and_its_limits(studio: Studio):
     described = studio.describe()
     assert described["name"] == "bundled" and described["style_image"] is True
     assert described["max_side"] == 256 and described["size_multiple"] == 4
+
+
+def test_check_refuses_a_request_over_the_job_budget_before_decoding(studio):
+    from facestudio.app.cost import JobBudget
+
+    budget = JobBudget(max_job_s=60, seconds_per_unit=1e-4)  # 600,000 pixel-steps
+    fits = GenerationRequest(
+        people=[[Upload("x.jpg", b"not decoded yet")]], num_inference_steps=100
+    )
+    assert budget.units(fits, studio.info) == 100 * 64 * 64 <= budget.max_units
+    costly = GenerationRequest(
+        people=[[Upload("x.jpg", b"never decoded")]], num_inference_steps=200, num_images=2
+    )
+    with pytest.raises(FaceStudioError, match=r"at most 600,000 pixel-steps"):
+        studio.check(costly, budget)
+    image_to_image = GenerationRequest(
+        people=[[Upload("x.jpg", b"x")]],
+        image=Upload("start.jpg", b"x"),
+        strength=0.25,
+        num_inference_steps=400,
+    )
+    assert budget.units(image_to_image, studio.info) == 100 * 64 * 64  # the steps it runs
+
+
+def test_the_worker_speed_is_measured_once(studio):
+    first = studio.seconds_per_pixel_step
+    assert 0 < first < 1 and studio.seconds_per_pixel_step == first

@@ -35,3 +35,42 @@ def test_a_home_relative_folder_is_expanded(tmp_path, monkeypatch):
     cache = FaceCache("~/face-cache")
     assert cache.path == tmp_path / "face-cache" / "faces.sqlite" and cache.path.is_file()
     cache.close()
+
+
+def _unmarked_cache(folder) -> None:
+    """A cache as FaceStudio made it before databases were marked (no application id)."""
+    import sqlite3
+
+    from facestudio.faces.cache import _SCHEMA
+
+    folder.mkdir()
+    db = sqlite3.connect(folder / "faces.sqlite")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(_SCHEMA)
+    db.execute(
+        "INSERT INTO embeddings VALUES ('old', 'backend', 0, ?)",
+        (np.full(4, 9, np.float32).tobytes(),),
+    )
+    db.commit()
+    db.close()
+
+
+def test_processes_opening_an_unmarked_cache_together_all_keep_it(tmp_path):
+    from facestudio.faces.cache import APPLICATION_ID
+
+    _unmarked_cache(tmp_path / "cache")
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_open_and_write, args=(str(tmp_path / "cache"), w)) for w in range(4)
+    ]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(60)
+    assert [p.exitcode for p in workers] == [0, 0, 0, 0]
+    cache = FaceCache(tmp_path / "cache")
+    assert cache.get_embedding("old", "backend", 0)[0] == 9
+    assert all(cache.get_embedding(f"digest-{w}", "backend", 0)[0] == w for w in range(4))
+    cache.close()
+    header = (tmp_path / "cache" / "faces.sqlite").read_bytes()[:100]
+    assert int.from_bytes(header[68:72], "big") == APPLICATION_ID

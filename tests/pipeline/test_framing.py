@@ -76,7 +76,7 @@ def test_the_pipeline_lays_people_out_in_the_cropped_frame(tiny_pipeline):
     np.testing.assert_array_equal(np.asarray(auto.images[0]), np.asarray(by_hand.images[0]))
     assert auto.metadata[0]["regions"] == by_hand.metadata[0]["regions"]
     assert auto.metadata[0]["regions"] != as_is.metadata[0]["regions"]
-    assert auto.metadata[0]["regions"]["source"] == "detected"
+    assert auto.metadata[0]["regions"]["source"] == "segmented"
 
 
 def test_no_crop_for_one_person_or_regions_given(tiny_pipeline):

@@ -235,7 +235,7 @@ def test_style_and_content_images_may_be_paths_also_with_auto_regions(tiny_pipel
     )
     settings = out.metadata[0]
     assert settings["style_image"] and settings["image_to_image"] and settings["strength"] == 0.6
-    assert settings["regions"]["source"] in ("detected", "even split")
+    assert settings["regions"]["source"] in ("segmented", "detected", "even split")
     assert [p["sources"][0]["photo"] for p in settings["people"]] == ["img16.jpg", "img13.jpg"]
 
 

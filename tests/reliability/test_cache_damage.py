@@ -1,6 +1,7 @@
-"""The face cache never stops a command: a damaged database is set aside (with a warning) and
-rebuilt, `cache --clear` always works, an unwritable folder runs without a cache (with a
-warning); only FACESTUDIO_CACHE naming something that is not a folder is an error."""
+"""The face cache never stops a command: a damaged database of its own is set aside (with a
+warning) and rebuilt, `cache --clear` always works on it, an unwritable folder runs without a
+cache (with a warning); only FACESTUDIO_CACHE naming something that is not a folder is an error.
+(A `faces.sqlite` that is not FaceStudio's is left alone: test_data_safety_cache.py.)"""
 
 from __future__ import annotations
 
@@ -30,13 +31,9 @@ def cache_dir(tmp_path, monkeypatch):
     return folder
 
 
-def _not_a_database(folder):
-    folder.mkdir(exist_ok=True)
-    (folder / "faces.sqlite").write_bytes(b"this is not a database " * 200)
-
-
-def _corrupt_pages(folder):
-    """A real cache whose pages were overwritten in the middle (a torn write, a bad disk)."""
+def _damage(folder, start, end):
+    """A real cache with bytes `start`..`end` (from the end, if negative) overwritten (a torn
+    write, a bad disk); its 100-byte header, with the cache's mark, is intact."""
     cache = FaceCache(folder)
     for i in range(300):
         cache.put_embedding(f"digest-{i}", "backend", 0, np.full(128, i, np.float32))
@@ -45,11 +42,20 @@ def _corrupt_pages(folder):
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     data = bytearray((folder / "faces.sqlite").read_bytes())
-    data[4096 : len(data) - 4096] = os.urandom(len(data) - 8192)
+    end = end if end > 0 else len(data) + end
+    data[start:end] = os.urandom(end - start)
     (folder / "faces.sqlite").write_bytes(bytes(data))
 
 
-DAMAGE = {"not a database": _not_a_database, "corrupt pages": _corrupt_pages}
+def _schema_page(folder):
+    _damage(folder, 100, 4096)
+
+
+def _corrupt_pages(folder):
+    _damage(folder, 4096, -4096)
+
+
+DAMAGE = {"damaged schema page": _schema_page, "corrupt pages": _corrupt_pages}
 
 
 @pytest.mark.parametrize("damage", DAMAGE)

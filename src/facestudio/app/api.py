@@ -2,8 +2,9 @@
 
 Every route speaks JSON except the image route, which returns the PNG exactly as it was made
 (labels and content credentials included). Errors are `{"detail": "<one line>"}` with the
-status that says whose move it is: 422 bad input (the same messages as the CLI), 413 too
-large, 429 busy (with `Retry-After`), 404 unknown or expired job, 409 not finished yet.
+status that says whose move it is: 400 a malformed body, 422 bad input (the same messages as
+the CLI), 413 too large, 429 busy (with `Retry-After`), 408 a body that stalled, 404 unknown
+or expired job, 409 not finished yet.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import dataclasses
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from facestudio.app.forms import read_form
+from facestudio.app.cost import JobBudget
+from facestudio.app.forms import read_form, upload_bytes
 from facestudio.app.jobs import Job, JobQueue, JobStatus
+from facestudio.app.messages import one_line
 from facestudio.app.studio import Studio
 from facestudio.pipeline import limits
 from facestudio.pipeline.request import GenerationRequest
@@ -68,8 +71,9 @@ def _form_schema() -> dict:
     }
 
 
-def build_router(studio: Studio, jobs: JobQueue) -> APIRouter:
-    """The `/v1` routes and `/healthz`, served from one model and one job queue."""
+def build_router(studio: Studio, jobs: JobQueue, budget: JobBudget | None = None) -> APIRouter:
+    """The `/v1` routes and `/healthz`, served from one model and one job queue, with jobs
+    limited to `budget`."""
     router = APIRouter()
 
     @router.post(
@@ -77,14 +81,14 @@ def build_router(studio: Studio, jobs: JobQueue) -> APIRouter:
         status_code=202,
         openapi_extra=_form_schema(),
         summary="Queue a generation",
-        responses={413: {}, 422: {}, 429: {}},
+        responses={400: {}, 408: {}, 413: {}, 422: {}, 429: {}},
     )
     async def create_generation(request: Request, response: Response) -> dict:
         """Validate the form at once (422 with one line); queue the job (429 when full)."""
         fields, files = await read_form(request)
         generation = GenerationRequest.from_mapping(fields, files)
-        await run_in_threadpool(studio.check, generation)
-        job = jobs.submit(generation)
+        await run_in_threadpool(studio.check, generation, budget)
+        job = jobs.submit(generation, size=upload_bytes(files))
         response.headers["Location"] = f"/v1/jobs/{job.id}"
         return job_view(job, jobs)
 
@@ -92,7 +96,11 @@ def build_router(studio: Studio, jobs: JobQueue) -> APIRouter:
     def get_job(job_id: str) -> dict:
         return job_view(_job(jobs, job_id), jobs)
 
-    @router.delete("/v1/jobs/{job_id}", status_code=204, summary="Cancel a job, delete its images")
+    @router.delete(
+        "/v1/jobs/{job_id}",
+        status_code=204,
+        summary="Cancel a job (a running one stops at its next step), delete its images",
+    )
     def delete_job(job_id: str) -> Response:
         if not jobs.delete(job_id):
             raise HTTPException(404, _unknown(job_id))
@@ -124,9 +132,9 @@ def build_router(studio: Studio, jobs: JobQueue) -> APIRouter:
 
     @router.get("/v1/models", summary="The model this server runs and its limits")
     def get_models() -> dict:
-        return {"models": [studio.describe()]}
+        return {"models": [studio.describe(budget)]}
 
-    @router.get("/healthz", summary="Liveness, the model and the queue")
+    @router.get("/healthz", summary="Liveness, the model, the queue and the worker")
     def healthz() -> dict:
         return {"status": "ok", "model": studio.info.name, "queue": jobs.stats()}
 
@@ -154,7 +162,7 @@ def job_view(job: Job, jobs: JobQueue) -> dict:
         ]
         view["warnings"] = job.warnings
     if job.status is JobStatus.FAILED:
-        view["error"] = job.error
+        view["error"] = one_line(job.error or "the job failed")
     return view
 
 

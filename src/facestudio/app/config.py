@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields
 
 from facestudio.errors import FaceStudioError
 
@@ -17,6 +19,13 @@ MIN_TOKEN_CHARS = 16
 
 LOOPBACK_NAMES = ("localhost",)
 
+MAX_QUEUE_SIZE = 1000
+MAX_RETENTION_S = 7 * 24 * 3600.0
+"""A week: results are for downloading, not for storage."""
+MAX_JOB_S = 24 * 3600.0
+DEVICE = re.compile(r"(cpu|cuda|mps|xpu)(:[0-9]{1,3})?")
+"""The torch devices a server can run on (checked for existence after torch loads)."""
+
 
 @dataclass(frozen=True)
 class ServeConfig:
@@ -26,7 +35,13 @@ class ServeConfig:
     when set; required to be set when `host` is anything but loopback. `queue_size`: jobs that
     may wait behind the running one before new ones get 429. `retention_s`: how long results
     stay downloadable after their job ends. `max_kept_bytes`: memory for kept results; the
-    oldest go first beyond it.
+    oldest go first beyond it. `max_job_s`: the time one job may hold the worker (requests
+    that would take longer are refused; see `facestudio.app.cost`).
+
+    Resources per client and in total: `max_waiting_bytes`, photos that waiting jobs may hold;
+    `max_in_flight_bytes`, request bodies being received at once; `body_idle_s`, the longest
+    pause in a body; `max_upload_folder_bytes` and `upload_ttl_s`, what the page's upload
+    folder holds and for how long.
     """
 
     model: str | None = None
@@ -37,17 +52,35 @@ class ServeConfig:
     retention_s: float = 900.0
     max_kept_bytes: int = 512 * 1024 * 1024
     device: str = "cpu"
+    max_job_s: float = 600.0
+    max_waiting_bytes: int = 256 * 1024 * 1024
+    max_in_flight_bytes: int = 256 * 1024 * 1024
+    body_idle_s: float = 15.0
+    max_upload_folder_bytes: int = 512 * 1024 * 1024
+    upload_ttl_s: float = 600.0
 
     def check(self) -> None:
         """Refuse settings that would expose the server or cannot work, in one line."""
         if not 0 <= self.port <= 65535:
             raise FaceStudioError(f"port must be 0 to 65535, got {self.port}")
-        if self.queue_size < 1:
-            raise FaceStudioError(f"the queue size must be at least 1, got {self.queue_size}")
-        if not self.retention_s > 0:
+        if not 1 <= self.queue_size <= MAX_QUEUE_SIZE:
             raise FaceStudioError(
-                f"the retention time must be positive seconds, got {self.retention_s}"
+                f"the queue size must be 1 to {MAX_QUEUE_SIZE}, got {self.queue_size}"
             )
+        _check_seconds("the retention time", self.retention_s, MAX_RETENTION_S, "--retention")
+        _check_seconds("the time per job", self.max_job_s, MAX_JOB_S, "--max-job-seconds")
+        _check_seconds("the upload lifetime", self.upload_ttl_s, MAX_RETENTION_S, "upload_ttl_s")
+        _check_seconds("the body idle time", self.body_idle_s, 3600.0, "body_idle_s")
+        for field in fields(self):
+            if field.name.endswith("_bytes") and not 0 < getattr(self, field.name) < 2**50:
+                raise FaceStudioError(f"{field.name} must be a positive number of bytes")
+        if not DEVICE.fullmatch(self.device):
+            raise FaceStudioError(
+                f"--device must be cpu, cuda, cuda:N, mps or xpu, got '{self.device[:40]}'"
+            )
+        self._check_token()
+
+    def _check_token(self) -> None:
         if self.token is not None and len(self.token) < MIN_TOKEN_CHARS:
             raise FaceStudioError(
                 f"${TOKEN_ENV} has {len(self.token)} characters; use at least "
@@ -59,6 +92,14 @@ class ServeConfig:
                 f"set ${TOKEN_ENV} (e.g. to the output of python -c 'import secrets; "
                 "print(secrets.token_urlsafe(32))') or bind to 127.0.0.1"
             )
+
+
+def _check_seconds(what: str, value: float, top: float, option: str) -> None:
+    """A finite positive time of at most `top` seconds (`inf` and `nan` pass `> 0`)."""
+    if not (isinstance(value, int | float) and math.isfinite(value) and 0 < value <= top):
+        raise FaceStudioError(
+            f"{what} must be more than 0 and at most {top:g} seconds ({option}), got {value}"
+        )
 
 
 def is_loopback(host: str) -> bool:

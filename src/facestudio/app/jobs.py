@@ -7,6 +7,9 @@ instead of letting latency and memory grow without bound. Inputs live only insid
 and are dropped when it finishes; results (PNG bytes) are kept in memory for `retention_s`
 seconds after the job ends, or until deleted, then forgotten; when the kept results pass
 `max_kept_bytes`, the oldest are forgotten first, so memory stays bounded under any load.
+The inputs of waiting jobs are bounded too (`max_waiting_bytes`), and in time a running job
+is bounded by `max_run_s`: the runner's progress callback, called at every denoising step,
+stops a job that runs longer, or whose deletion was asked for, by raising in the worker.
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ class QueueFullError(FaceStudioError):
         self.retry_after = retry_after
 
 
+class JobStoppedError(FaceStudioError):
+    """Raised inside a running job (from its progress callback) to stop it: it was deleted,
+    or it ran over the time a job may hold the worker."""
+
+
 @dataclass
 class JobResult:
     """One finished image: the exact bytes to serve and the settings that made it."""
@@ -69,6 +77,8 @@ class Job:
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
+    size: int = 0  # bytes of its inputs while it waits
+    stop_requested: bool = False
 
     def image_name(self, index: int) -> str:
         """The file name a download of image `index` gets."""
@@ -111,6 +121,8 @@ class JobQueue:
         retention_s: float,
         max_kept_bytes: int,
         on_unexpected_error: Callable[[Job, BaseException], None] | None = None,
+        max_run_s: float = math.inf,
+        max_waiting_bytes: float = math.inf,
     ) -> None:
         if max_queued < 1:
             raise FaceStudioError(f"the queue must hold at least 1 job, got {max_queued}")
@@ -120,9 +132,12 @@ class JobQueue:
         self.max_queued = max_queued
         self.retention_s = retention_s
         self.max_kept_bytes = max_kept_bytes
+        self.max_run_s = max_run_s
+        self.max_waiting_bytes = max_waiting_bytes
         self._on_unexpected_error = on_unexpected_error
         self._jobs: dict[str, Job] = {}
         self._waiting: deque[Job] = deque()
+        self._running: Job | None = None  # the worker's job, deleted or not
         self._durations: deque[float] = deque(maxlen=20)
         self._condition = threading.Condition()
         self._stopping = False
@@ -131,21 +146,24 @@ class JobQueue:
 
     # -- from any thread -------------------------------------------------------------------
 
-    def submit(self, work: Any) -> Job:
-        """Queue `work`; raises `QueueFullError` when `max_queued` jobs are already waiting."""
+    def submit(self, work: Any, size: int = 0) -> Job:
+        """Queue `work` (whose inputs take `size` bytes); raises `QueueFullError` when
+        `max_queued` jobs already wait, or their inputs would pass `max_waiting_bytes`."""
         with self._condition:
             self._forget_expired()
+            waiting_bytes = sum(job.size for job in self._waiting)
             if len(self._waiting) >= self.max_queued:
-                raise QueueFullError(
-                    f"the server is busy ({len(self._waiting)} jobs waiting); try again in "
-                    f"{self._retry_after()} s",
-                    self._retry_after(),
-                )
-            job = Job(secrets.token_urlsafe(16), work)
-            self._jobs[job.id] = job
-            self._waiting.append(job)
-            self._condition.notify_all()
-            return job
+                reason = f"{len(self._waiting)} jobs waiting"
+            elif self._waiting and waiting_bytes + size > self.max_waiting_bytes:
+                reason = f"the waiting jobs hold {waiting_bytes / 2**20:.0f} MiB of photos"
+            else:
+                job = Job(secrets.token_urlsafe(16), work, size=size)
+                self._jobs[job.id] = job
+                self._waiting.append(job)
+                self._condition.notify_all()
+                return job
+            retry = self._retry_after()
+            raise QueueFullError(f"the server is busy ({reason}); try again in {retry} s", retry)
 
     def get(self, job_id: str) -> Job | None:
         """The job, or None when it never existed, has expired or was deleted."""
@@ -162,10 +180,8 @@ class JobQueue:
             return None
 
     def delete(self, job_id: str) -> bool:
-        """Forget a job and its results now; a waiting job is cancelled. False if unknown.
-
-        A running job cannot be interrupted; it is forgotten as soon as it ends.
-        """
+        """Forget a job and its results now; a waiting job is cancelled, a running one stopped
+        at its next step (`JobStoppedError` in the worker). False if unknown."""
         with self._condition:
             job = self._jobs.pop(job_id, None)
             if job is None:
@@ -175,7 +191,8 @@ class JobQueue:
                 job.status, job.error = JobStatus.FAILED, "the job was cancelled"
                 job.finished = time.time()
                 self._condition.notify_all()  # anyone waiting on it learns it ended
-            job.work = None
+                job.work = None
+            job.stop_requested = True
             job.results = []
             return True
 
@@ -193,13 +210,19 @@ class JobQueue:
                 self._condition.wait(left)
 
     def stats(self) -> dict:
+        """The queue as a client sees it; `running` counts the worker's job even when it was
+        deleted and is still stopping, so an idle worker is never reported while busy."""
         with self._condition:
             self._forget_expired()
-            running = sum(j.status is JobStatus.RUNNING for j in self._jobs.values())
+            running = self._running
             return {
                 "waiting": len(self._waiting),
-                "running": running,
+                "running": int(running is not None),
+                "running_s": round(time.time() - (running.started or time.time()), 1)
+                if running is not None
+                else None,
                 "max_waiting": self.max_queued,
+                "max_run_s": self.max_run_s if math.isfinite(self.max_run_s) else None,
                 "kept": sum(j.status.finished for j in self._jobs.values()),
                 "retention_s": self.retention_s,
             }
@@ -249,15 +272,17 @@ class JobQueue:
                     return
                 job = self._waiting.popleft()
                 job.status, job.started = JobStatus.RUNNING, time.time()
-            self._run(job)
+                self._running = job
+            try:
+                self._run(job)
+            finally:
+                with self._condition:
+                    self._running = None
 
     def _run(self, job: Job) -> None:
-        def progress(done: int, total: int) -> None:
-            job.steps_done, job.steps_total = done, total
-
         outcome, error = None, None
         try:
-            outcome = self._runner(job.work, progress)
+            outcome = self._runner(job.work, self._progress(job))
         except FaceStudioError as exc:
             error = str(exc)
         except Exception as exc:
@@ -276,3 +301,20 @@ class JobQueue:
                 job.error = error or "the job was deleted while it ran"
                 job.status = JobStatus.FAILED
             self._condition.notify_all()
+
+    def _progress(self, job: Job) -> ProgressCallback:
+        """The job's progress callback: records the steps, and stops the job (raises in the
+        worker) once it was deleted or has run `max_run_s`."""
+        deadline = time.monotonic() + self.max_run_s
+
+        def progress(done: int, total: int) -> None:
+            job.steps_done, job.steps_total = done, total
+            if job.stop_requested:
+                raise JobStoppedError("the job was cancelled")
+            if time.monotonic() > deadline:
+                raise JobStoppedError(
+                    f"the job ran over this server's limit of {self.max_run_s:.0f} s per job "
+                    "and was stopped; ask for fewer steps, images or pixels"
+                )
+
+        return progress

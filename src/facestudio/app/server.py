@@ -6,12 +6,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
-import shutil
-import tempfile
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,36 +19,49 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from facestudio import __version__
 from facestudio.app.api import build_router
 from facestudio.app.auth import TokenGuard
+from facestudio.app.budget import BodyBudget, BodyLimits, Refusal, Route
 from facestudio.app.config import ServeConfig
-from facestudio.app.forms import PayloadTooLargeError
+from facestudio.app.cost import JobBudget
+from facestudio.app.forms import MalformedBodyError, PayloadTooLargeError, max_body_bytes
 from facestudio.app.jobs import Job, JobQueue, QueueFullError
+from facestudio.app.messages import one_line
 from facestudio.app.studio import Studio
+from facestudio.app.uploads import UploadFolder, UploadsFullError
 from facestudio.errors import FaceStudioError
 
 logger = logging.getLogger("facestudio.server")
 
-MEMORY_FOLDER = Path("/dev/shm")
-"""A memory-backed file system (Linux): where the page's uploads are held, if it exists."""
+UPLOAD_ROUTE = "/gradio_api/upload"
+"""Where the page uploads files (gradio's route), into the server's `UploadFolder`."""
 
 
 def create_app(config: ServeConfig, studio: Studio, ui: bool = True) -> FastAPI:
     """The API under /v1 (docs at /docs), the page at /, guarded by the token if one is set."""
+    budget = JobBudget(config.max_job_s, studio.seconds_per_pixel_step)
     jobs = JobQueue(
         studio.run,
         max_queued=config.queue_size,
         retention_s=config.retention_s,
         max_kept_bytes=config.max_kept_bytes,
         on_unexpected_error=_log_failure,
+        max_run_s=budget.max_run_s,
+        max_waiting_bytes=config.max_waiting_bytes,
     )
-
-    upload_folder = private_upload_folder() if ui else None
+    uploads = (
+        UploadFolder.create(config.max_upload_folder_bytes, config.upload_ttl_s) if ui else None
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
-        yield
-        jobs.close()
-        if upload_folder is not None:
-            shutil.rmtree(upload_folder, ignore_errors=True)
+        cleaner = asyncio.create_task(uploads.keep_clean()) if uploads is not None else None
+        try:
+            yield
+        finally:
+            if cleaner is not None:
+                cleaner.cancel()
+            jobs.close()
+            if uploads is not None:
+                uploads.remove()
 
     app = FastAPI(
         title="FaceStudio",
@@ -59,37 +70,63 @@ def create_app(config: ServeConfig, studio: Studio, ui: bool = True) -> FastAPI:
             "Identity-preserving image generation. Submit a multipart form to "
             "`POST /v1/generations`, poll `GET /v1/jobs/{id}`, download "
             "`GET /v1/jobs/{id}/images/{n}`. Uploaded photos are kept in memory only, for the "
-            "job's duration; results are deleted after the retention time."
+            "job's duration; results are deleted after the retention time. `GET /v1/models` "
+            "gives the limits, the cost a job may have among them."
         ),
         lifespan=lifespan,
     )
     app.state.jobs = jobs
     app.state.studio = studio
+    app.state.uploads = uploads
     _add_error_handlers(app)
-    app.include_router(build_router(studio, jobs))
-    if ui:
-        import gradio
-
-        from facestudio.app.ui import CSS, build_ui
-
-        blocks = build_ui(studio, jobs)
-        gradio.mount_gradio_app(
-            app,
-            blocks,
-            path="",
-            css=CSS,
-            footer_links=[],
-            run_history=False,
-            max_file_size=_upload_limit(),
-            show_error=False,
-        )
-    app.add_middleware(TokenGuard, token=config.token)
+    app.include_router(build_router(studio, jobs, budget))
+    if uploads is not None:
+        _mount_page(app, studio, jobs, uploads, budget)
+    routes = {"/v1/generations": Route(max_body_bytes)}
+    if uploads is not None:
+        routes[UPLOAD_ROUTE] = Route(max_body_bytes, _admit_upload(uploads))
+    limits = BodyLimits(config.max_in_flight_bytes, config.body_idle_s, routes=routes)
+    app.add_middleware(BodyBudget, limits=limits)
+    app.add_middleware(TokenGuard, token=config.token)  # outermost: strangers get 401 first
     return app
+
+
+def _mount_page(
+    app: FastAPI, studio: Studio, jobs: JobQueue, uploads: UploadFolder, budget: JobBudget
+) -> None:
+    """The gradio page at /, keeping its uploads in `uploads` (gradio reads the folder from
+    $GRADIO_TEMP_DIR when its components are built)."""
+    os.environ["GRADIO_TEMP_DIR"] = str(uploads.path)
+    import gradio
+
+    from facestudio.app.ui import CSS, build_ui
+
+    gradio.mount_gradio_app(
+        app,
+        build_ui(studio, jobs, uploads, budget),
+        path="",
+        css=CSS,
+        footer_links=[],
+        run_history=False,
+        max_file_size=_upload_limit(),
+        show_error=False,
+    )
+
+
+def _admit_upload(uploads: UploadFolder):
+    def admit(size: int) -> None:
+        try:
+            uploads.admit(size)
+        except UploadsFullError as exc:
+            raise Refusal(429, str(exc), exc.retry_after) from None
+
+    return admit
 
 
 def serve(config: ServeConfig) -> None:
     """Check the settings, load the model, and serve until interrupted."""
     config.check()
+    _check_device(config.device)
     import uvicorn
 
     studio = Studio.load(config.model, config.device)
@@ -99,15 +136,18 @@ def serve(config: ServeConfig) -> None:
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
 
 
-def private_upload_folder() -> Path:
-    """A folder only this user can read, in memory where the system has /dev/shm, for the
-    files the page uploads (gradio writes each upload to a file before the handler runs).
-    Gradio finds it through $GRADIO_TEMP_DIR, read when its components are built; the folder
-    is removed when the server stops."""
-    parent = MEMORY_FOLDER if MEMORY_FOLDER.is_dir() and os.access(MEMORY_FOLDER, os.W_OK) else None
-    folder = Path(tempfile.mkdtemp(prefix="facestudio-uploads-", dir=parent))
-    os.environ["GRADIO_TEMP_DIR"] = str(folder)
-    return folder
+def _check_device(device: str) -> None:
+    """A device this machine has, before the model loads onto it."""
+    import torch
+
+    kind = device.split(":")[0]
+    backend = getattr(torch, kind, None) if kind != "cpu" else None
+    if backend is not None and not backend.is_available():
+        raise FaceStudioError(f"--device {device}: this machine has no {kind}; use --device cpu")
+    if kind != "cpu" and ":" in device and int(device.split(":")[1]) >= backend.device_count():
+        raise FaceStudioError(
+            f"--device {device}: this machine has {backend.device_count()} {kind} device(s)"
+        )
 
 
 def _upload_limit() -> int:
@@ -121,31 +161,34 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(QueueFullError)
     async def busy(_request: Request, exc: QueueFullError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after)}
-        )
+        return _answer(exc, 429, {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(PayloadTooLargeError)
     async def too_large(_request: Request, exc: PayloadTooLargeError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=413, headers={"Connection": "close"})
+        return _answer(exc, 413, {"Connection": "close"})
+
+    @app.exception_handler(MalformedBodyError)
+    async def malformed(_request: Request, exc: MalformedBodyError) -> JSONResponse:
+        return _answer(exc, 400)
+
+    @app.exception_handler(Refusal)
+    async def refused(_request: Request, exc: Refusal) -> JSONResponse:
+        retry = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
+        return _answer(exc, exc.status, {"Connection": "close", **retry})
 
     @app.exception_handler(FaceStudioError)
     async def bad_input(_request: Request, exc: FaceStudioError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return _answer(exc, 422)
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameter(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "path")
-        return JSONResponse(
-            {"detail": f"{where or 'request'}: {first.get('msg', 'invalid')}"}, status_code=422
-        )
+        return _answer(f"{where or 'request'}: {first.get('msg', 'invalid')}", 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(
-            {"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
-        )
+        return _answer(exc.detail, exc.status_code, exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -153,6 +196,11 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {"detail": "internal error; the server log has the details"}, status_code=500
         )
+
+
+def _answer(message: object, status: int, headers: dict | None = None) -> JSONResponse:
+    """An error as every route gives it: `{"detail": "<one bounded line>"}`."""
+    return JSONResponse({"detail": one_line(str(message))}, status_code=status, headers=headers)
 
 
 def _log_failure(job: Job, exc: BaseException) -> None:

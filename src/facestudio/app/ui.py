@@ -5,6 +5,13 @@ The page turns its widgets into the same form fields the API takes
 shown in the page's status line. Results are shown and downloaded from the API's image route,
 so a download is the PNG exactly as made (labels and credentials intact), never a copy that
 gradio re-encoded.
+
+The page's file widgets name their files by a path on the server, which the client chooses.
+Every file reference in an event's inputs, for whichever widget, goes through
+`UploadFolder.resolve` before gradio acts on it (`_Page`: gradio would otherwise copy any
+readable file into its cache), and the handler reads each through `UploadFolder.read`, so the
+page reads only what a client uploaded to this server. (The widgets are gradio's own: a
+subclass of a gradio component makes gradio write a `.pyi` stub beside this module.)
 """
 
 from __future__ import annotations
@@ -13,12 +20,17 @@ import dataclasses
 import html
 import logging
 import time
-from pathlib import Path
 
 import gradio as gr
+from gradio_client.utils import is_file_obj as is_file
+from gradio_client.utils import traverse
 
+from facestudio.app.cost import JobBudget
+from facestudio.app.forms import upload_bytes
 from facestudio.app.jobs import Job, JobQueue, JobStatus
+from facestudio.app.messages import one_line
 from facestudio.app.studio import Studio
+from facestudio.app.uploads import UploadFolder, UploadRefusedError
 from facestudio.errors import FaceStudioError
 from facestudio.pipeline import limits
 from facestudio.pipeline.request import DEFAULT_STRENGTH, GenerationRequest, Upload
@@ -42,20 +54,22 @@ CSS = """
 """
 
 
-def build_ui(studio: Studio, jobs: JobQueue) -> gr.Blocks:
+def build_ui(
+    studio: Studio, jobs: JobQueue, uploads: UploadFolder, budget: JobBudget | None = None
+) -> gr.Blocks:
     """The page: inputs on the left; status, results and the faces found on the right."""
     info = studio.info
-    with gr.Blocks(
+    with _Page(
         title="FaceStudio",
-        delete_cache=(60, int(jobs.retention_s)),
         analytics_enabled=False,  # the page calls no outside service
     ) as page:
+        page.uploads = uploads
         gr.Markdown(
             f"# FaceStudio\nModel **{html.escape(info.name)}** "
             f"({info.native_side}×{info.native_side} px). Every image is labelled as "
-            "AI-generated and carries its settings. Photos stay in this server's memory only "
-            f"for the job; results are deleted after {jobs.retention_s / 60:.0f} minutes. "
-            "HTTP API: [/docs](/docs)."
+            "AI-generated and carries its settings. Uploaded photos are deleted after "
+            f"{uploads.ttl_s / 60:.0f} minutes; results after {jobs.retention_s / 60:.0f} "
+            "minutes. HTTP API: [/docs](/docs)."
         )
         with gr.Row():
             with gr.Column():
@@ -76,10 +90,11 @@ def build_ui(studio: Studio, jobs: JobQueue) -> gr.Blocks:
         inputs = set(widgets.values())
 
         def on_generate(values: dict, progress=gr.Progress()):  # noqa: B008 (gradio's idiom)
-            yield from _generate(studio, jobs, _fields(widgets, values), progress)
+            form = _fields(widgets, values, uploads)
+            yield from _generate(studio, jobs, budget, form, progress)
 
         def on_photos(values: dict):
-            return _preview(studio, _fields(widgets, values))
+            return _preview(studio, _fields(widgets, values, uploads))
 
         button.click(on_generate, inputs, [status, results], concurrency_limit=None)
         for name in _person_names():
@@ -149,6 +164,47 @@ def _inputs(studio: Studio) -> dict[str, gr.components.Component]:
     return widgets
 
 
+class _Page(gr.Blocks):
+    """gradio's `Blocks` that checks every file reference in an event's inputs, whichever
+    widget it is sent for, with `UploadFolder.resolve`, before gradio acts on it (gradio
+    copies a file named in any input into its cache, opening it, before a widget sees it)."""
+
+    uploads: UploadFolder
+
+    async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
+        for widget, value in zip(block_fn.inputs, inputs, strict=False):
+            what = _what(widget)
+            traverse(value, lambda file, what=what: _resolve(self.uploads, file, what), is_file)
+        return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+
+
+def _what(widget) -> str:
+    """What a widget's file is called in messages."""
+    elem_id = getattr(widget, "elem_id", None) or ""
+    if elem_id.startswith("person-"):
+        return f"photo of person {int(elem_id.removeprefix('person-')) + 1}"
+    return elem_id.replace("-", " ") if elem_id in ("style-image", "content-image") else "file"
+
+
+def _resolve(uploads: UploadFolder, file: dict, what: str) -> dict:
+    """The one check (`UploadFolder.resolve`) on a file reference, as a message on the page."""
+    try:
+        uploads.resolve(file["path"], what)
+        if str(file.get("url") or "").startswith("data:"):  # gradio would write it out
+            uploads.resolve(file["url"], what)  # refused, with the same line
+    except UploadRefusedError as exc:
+        raise gr.Error(one_line(str(exc))) from None
+    return file
+
+
+def _read(uploads: UploadFolder, reference: str, what: str) -> Upload:
+    """An uploaded file's bytes, read through the same check."""
+    try:
+        return uploads.read(reference, what)
+    except UploadRefusedError as exc:
+        raise gr.Error(one_line(str(exc))) from None
+
+
 def _photos(number: int) -> gr.File:
     return gr.File(
         label=f"Person {number + 1}: photos (several photos = multi-shot)",
@@ -171,16 +227,20 @@ def _person_names() -> list[str]:
     return [f"person_{number}" for number in range(PAGE_PEOPLE)]
 
 
-def _fields(widgets: dict, values: dict) -> tuple[dict[str, str], dict[str, list[Upload]]]:
-    """The widgets' values as the API's form fields and files (the same request builder)."""
+def _fields(
+    widgets: dict, values: dict, uploads: UploadFolder
+) -> tuple[dict[str, str], dict[str, list[Upload]]]:
+    """The widgets' values as the API's form fields and files (the same request builder),
+    the files read from the upload folder."""
     value = {name: values[widget] for name, widget in widgets.items()}
     files = {}
     people = [name for name in _person_names() if value.get(name)]
     for number, name in enumerate(people):  # people without photos close up the numbering
-        files[f"person_{number}"] = [_upload(path) for path in value[name]]
+        what = _what(widgets[name])
+        files[f"person_{number}"] = [_read(uploads, path, what) for path in value[name]]
     for name in ("style_image", "image"):
         if value.get(name):
-            files[name] = [_upload(value[name])]
+            files[name] = [_read(uploads, value[name], _what(widgets[name]))]
     fields = {
         key: _text(value[key])
         for key in (
@@ -211,17 +271,12 @@ def _text(value) -> str:
     return str(value).strip()
 
 
-def _upload(path: str) -> Upload:
-    """An uploaded file read into memory, named as the user's file was."""
-    return Upload(Path(path).name, Path(path).read_bytes())
-
-
-def _generate(studio: Studio, jobs: JobQueue, form, progress):
+def _generate(studio: Studio, jobs: JobQueue, budget: JobBudget | None, form, progress):
     """Validate, queue, follow the job, show the images: (status, results) updates."""
     try:
         request = GenerationRequest.from_mapping(*form)
-        studio.check(request)
-        job = jobs.submit(request)
+        studio.check(request, budget)
+        job = jobs.submit(request, size=upload_bytes(form[1]))
     except FaceStudioError as exc:
         yield _error(str(exc)), ""
         return
@@ -237,7 +292,7 @@ def _generate(studio: Studio, jobs: JobQueue, form, progress):
 
 
 def _error(message: str) -> str:
-    return f'<span class="error">Error: {html.escape(message)}</span>'
+    return f'<span class="error">Error: {html.escape(one_line(message))}</span>'
 
 
 def _done(job: Job) -> str:

@@ -6,7 +6,12 @@ embedding and the person mask. Photos without a usable face are skipped and coun
 
 Items are split into shards of `shard_size` in a fixed order; process p of P prepares shards
 p, p + P, ... A shard is written to a temporary name and renamed when complete, together with
-its report, so an interrupted run resumes by skipping finished shards.
+its report, so an interrupted run resumes by skipping finished shards: those whose report is
+whole and whose tar holds the samples it reports (a damaged one is made again).
+
+The output folder is prepare's own (`outputs.check_own_folder`): new, empty, marked by prepare,
+or prepared before the mark existed (an index or shard report of this format). Files in any
+other folder are never replaced.
 """
 
 from __future__ import annotations
@@ -37,10 +42,13 @@ from facestudio.faces.alignment import (
 from facestudio.faces.analyzer import FaceAnalyzer
 from facestudio.faces.regions import mask_faces, person_region, region_masks
 from facestudio.faces.types import Face
+from facestudio.files import NotAFile, read_own_file
 from facestudio.images import load_image
-from facestudio.outputs import check_output_folder, staged_output, write_bytes_atomic
+from facestudio.outputs import check_own_folder, mark_folder, staged_output, write_bytes_atomic
 
 SKIP_REASONS = ("unreadable", "no_face", "face_too_small")
+PREPARE = "prepare"  # the kind of folder, in its mark
+_OWN_FILE_LIMIT = 64 * 2**20  # a shard report or index is far smaller
 
 PORTRAIT_FACE_FRACTION = 0.5
 """How wide the face's ArcFace square is in a training portrait (face, hair and neck): the
@@ -80,6 +88,74 @@ def shard_name(index: int) -> str:
     return f"shard-{index:05d}"
 
 
+def check_prepare_folder(out: str | Path, sources: list[str]) -> Path:
+    """Refuse, before any work, an `--out` that prepare may not write into (see the module's
+    docstring) or that is one of the `sources` being read."""
+    out = check_own_folder(out, PREPARE, _prepared_before_marks)
+    resolved = out.resolve()
+    for source in sources:
+        if Path(source).resolve() == resolved:
+            raise FaceStudioError(
+                f"output folder '{out}' is the source '{source}'; write to a new folder"
+            )
+    return out
+
+
+def _prepared_before_marks(folder: Path) -> bool:
+    """A folder prepared before folders were marked: an index of this format, or (from an
+    interrupted run) a shard report."""
+    index = _read_own_json(folder / samples.INDEX)
+    if isinstance(index, dict) and index.get("format") == samples.FORMAT:
+        return True
+    return any(_is_report(_read_own_json(path)) for path in sorted(folder.glob("shard-*.json")))
+
+
+def _read_own_json(path: Path):
+    """The JSON of a small file prepare wrote, or None when missing, not a file, or damaged."""
+    try:
+        return json.loads(read_own_file(path, limit=_OWN_FILE_LIMIT))
+    except (OSError, NotAFile, ValueError):
+        return None
+
+
+def _read_report(path: Path) -> dict | None:
+    """A shard report as prepare writes it, or None when missing or damaged (an interrupted or
+    failing write). Something that is not a regular file there is one line: prepare never made
+    it, so it is never replaced."""
+    try:
+        report = json.loads(read_own_file(path, limit=_OWN_FILE_LIMIT))
+    except FileNotFoundError:
+        return None
+    except NotAFile as exc:
+        raise FaceStudioError(
+            f"'{path}' is {exc}, not a shard report prepare wrote; remove it or choose "
+            "another folder"
+        ) from None
+    except (OSError, ValueError):
+        return None
+    return report if _is_report(report) else None
+
+
+def _is_report(report) -> bool:
+    return (
+        isinstance(report, dict)
+        and isinstance(report.get("kept"), int)
+        and isinstance(report.get("skipped"), dict)
+        and all(isinstance(v, int) for v in report["skipped"].values())
+    )
+
+
+def _shard_done(out: Path, shard: int) -> bool:
+    """Whether shard `shard` is finished: a whole report, and a tar holding what it reports."""
+    report = _read_report(out / f"{shard_name(shard)}.json")
+    if report is None:
+        return False
+    try:
+        return len(samples.shard_members(out / f"{shard_name(shard)}.tar")) == report["kept"]
+    except (OSError, tarfile.TarError, EOFError):
+        return False
+
+
 def prepare(
     sources: list[str],
     out: str | Path,
@@ -91,14 +167,14 @@ def prepare(
 ) -> dict:
     """Prepare this process's shards; returns counts of this process's work."""
     config = check_dataclass(config or PrepareConfig(), "the prepare settings")
-    out = check_output_folder(out)
+    out = check_prepare_folder(out, sources)
     items = list_items(sources)
     if not items:
         raise FaceStudioError(f"no images found in {', '.join(sources)}")
-    out.mkdir(parents=True, exist_ok=True)
     shards = [items[i : i + config.shard_size] for i in range(0, len(items), config.shard_size)]
     mine = [k for k in range(len(shards)) if k % num_processes == process_index]
-    todo = [k for k in mine if not (out / f"{shard_name(k)}.json").exists()]
+    todo = [k for k in mine if not _shard_done(out, k)]
+    mark_folder(out, PREPARE)  # the first write (every process may: it is idempotent)
     bar = tqdm(
         total=sum(len(shards[k]) for k in todo),
         desc=f"prepare[{process_index}]",
@@ -128,7 +204,12 @@ def write_index(out: str | Path, config: PrepareConfig, analyzer: FaceAnalyzer) 
     reports = sorted(out.glob("shard-*.json"))
     shards, skipped, kept = [], Counter(), 0
     for path in reports:
-        report = json.loads(path.read_text())
+        report = _read_report(path)
+        if report is None:
+            raise FaceStudioError(
+                f"shard report '{path}' is damaged; run prepare again with the same sources to "
+                "make that shard again"
+            )
         shards.append({"name": f"{path.stem}.tar", "samples": report["kept"]})
         skipped.update(report["skipped"])
         kept += report["kept"]

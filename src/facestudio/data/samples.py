@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from facestudio.errors import FaceStudioError
+from facestudio.structured_files import quote, read_structured_file
 
 FORMAT = "facestudio-reconstruction-v1"
 INDEX = "index.json"
@@ -118,12 +119,20 @@ def read_members(path: Path, where: Mapping[str, tuple[int, int]], names=TRAININ
     return files
 
 
+MAX_INDEX_BYTES = 64 * 1024 * 1024
+"""An index lists one line per shard: 64 MiB is a million shards."""
+
+
 def read_index(folder: Path) -> dict:
-    """A prepared folder's index.json (shards, sample counts, prepare settings, embedding size)."""
+    """A prepared folder's index.json (shards, sample counts, prepare settings, embedding size),
+    through the bounded reader."""
     path = Path(folder) / INDEX
     if not path.is_file():
-        raise FaceStudioError(f"'{folder}' has no {INDEX}; run facestudio prepare first")
-    return json.loads(path.read_text())
+        raise FaceStudioError(f"{quote(folder)} has no {INDEX}; run facestudio prepare first")
+    index = read_structured_file(path, "prepared data index", "JSON", MAX_INDEX_BYTES)
+    if not isinstance(index, dict):
+        raise FaceStudioError(f"{quote(path)} is not a prepared data index; run facestudio prepare")
+    return index
 
 
 def jpeg_bytes(array: np.ndarray, quality: int) -> bytes:

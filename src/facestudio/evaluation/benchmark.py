@@ -11,9 +11,11 @@ reach. Multi-person cases put several identities in one image.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,9 +29,11 @@ from facestudio.data.prepare import PORTRAIT_FACE_FRACTION
 from facestudio.errors import FaceStudioError
 from facestudio.evaluation.face_scoring import FaceScorer
 from facestudio.faces.alignment import portrait_template, warp_to_template
-from facestudio.images import load_image
+from facestudio.images import load_image, read_image_header
 from facestudio.model import latent_space
+from facestudio.outputs import encode_png, staged_folder
 from facestudio.pipeline import to_pixels
+from facestudio.structured_files import quote
 
 ABLATIONS = ("identity", "no_identity", "impostor")
 
@@ -75,17 +79,7 @@ def load_definition(path: str | Path) -> BenchmarkDefinition:
     relative to its folder."""
     path = Path(path)
     definition = load_dataclass(path, BenchmarkDefinition, what="benchmark definition")
-    if len(definition.identities) < 2:
-        raise FaceStudioError(
-            f"'{path}' needs at least two identities (the impostor ablation uses another person)"
-        )
-    names = {i.name for i in definition.identities}
-    for case in definition.multi_person:
-        missing = [p for p in case.people if p not in names]
-        if missing:
-            raise FaceStudioError(
-                f"multi_person case names unknown identities {missing} in '{path}'"
-            )
+    _check_cases(definition, quote(path))
     root = path.parent
 
     def resolve(photo: str | None) -> str | None:
@@ -101,6 +95,50 @@ def load_definition(path: str | Path) -> BenchmarkDefinition:
     return definition
 
 
+def _check_cases(definition: BenchmarkDefinition, source: str) -> None:
+    """What the types cannot say: two people at least, each named once with photos of both
+    kinds, and multi-person cases naming them."""
+    if len(definition.identities) < 2:
+        raise FaceStudioError(
+            f"{source} needs at least two identities (the impostor ablation uses another person)"
+        )
+    names: set[str] = set()
+    for identity in definition.identities:
+        if identity.name in names:
+            raise FaceStudioError(
+                f"identity {quote(identity.name)} appears twice in {source}; give each a different name"
+            )
+        names.add(identity.name)
+        if not identity.condition or not identity.reference:
+            raise FaceStudioError(
+                f"identity {quote(identity.name)} in {source} needs at least one condition and "
+                "one reference photo"
+            )
+    for case in definition.multi_person:
+        missing = [p for p in case.people if p not in names]
+        if missing or not case.people:
+            raise FaceStudioError(
+                f"a multi_person case in {source} names "
+                + (f"unknown identity {quote(missing[0])}" if missing else "nobody")
+                + "; name identities of the benchmark"
+            )
+
+
+def photos(definition: BenchmarkDefinition) -> list[str]:
+    """Every photo a benchmark reads: conditioning, reference and style images."""
+    found = [p for i in definition.identities for p in (*i.condition, *i.reference)]
+    found += [s for s in definition.styles if s]
+    found += [c.style for c in definition.multi_person if c.style]
+    return list(dict.fromkeys(found))
+
+
+def check_photos(definition: BenchmarkDefinition) -> None:
+    """Every photo a regular image file with a readable header, so that a missing, FIFO or
+    broken photo is one line before the models load, not after."""
+    for photo in photos(definition):
+        read_image_header(photo)
+
+
 def run_benchmark(
     pipeline,
     definition: BenchmarkDefinition,
@@ -111,7 +149,6 @@ def run_benchmark(
 ) -> dict:
     """Generate, score and write results.json, results.md and one image grid per identity."""
     out = Path(out)
-    (out / "grids").mkdir(parents=True, exist_ok=True)
     if definition.prompts != [None] and pipeline.prior is None:
         raise FaceStudioError(
             "the benchmark has prompts but this model has no text prior; remove the prompts"
@@ -186,22 +223,57 @@ def run_benchmark(
             "scoring_images_per_s": round(scored_images / max(score_seconds, 1e-9), 2),
         }
     )
-    (out / "results.json").write_text(
-        json.dumps({"summary": summary, "images": rows, "multi_person": multi_rows}, indent=2)
-    )
-    (out / "results.md").write_text(markdown_table(summary))
+    files = grid_files([i.name for i in definition.identities])
+    results = {"summary": summary, "images": rows, "multi_person": multi_rows}
+    results["grids"] = {name: f"grids/{files[name]}" for name in grids}
+    outputs = {
+        "results.json": json.dumps(results, indent=2).encode(),
+        "results.md": markdown_table(summary).encode(),
+    }
     for name, by_ablation in grids.items():
-        _grid(definition, name, by_ablation, ablations).save(
-            out / "grids" / f"{file_name(name)}.png"
+        outputs[f"grids/{files[name]}"] = encode_png(
+            _grid(definition, name, by_ablation, ablations)
         )
     if multi_images:
-        _multi_person_grid(multi_images).save(out / "grids" / "multi_person.png")
+        outputs[f"grids/{MULTI_PERSON_GRID}"] = encode_png(_multi_person_grid(multi_images))
+    write_results(out, outputs)
     return summary
 
 
+def write_results(out: Path, outputs: dict[str, bytes]) -> None:
+    """All of `outputs` (relative paths) in the new folder `out`, or nothing: they are written
+    to a temporary folder beside it, renamed to `out` at the end and removed on any failure,
+    so a failed run leaves nothing that would stop its rerun."""
+    with staged_folder(out) as folder:
+        (folder / "grids").mkdir()
+        for relative, data in outputs.items():
+            (folder / relative).write_bytes(data)
+
+
+MULTI_PERSON_GRID = "multi_person.png"
+MAX_STEM = 100
+"""Characters of a grid file's name made from an identity name (file systems allow 255 bytes)."""
+
+
+def grid_files(names: list[str]) -> dict[str, str]:
+    """Each identity's grid file name: its name made safe (`lfw/Jane_Doe` → `lfw_Jane_Doe.png`);
+    names that would share a file (`x/y` and `x_y`, names alike in their first 100 characters
+    or but for case, or `multi_person`) get a short hash of the name as well."""
+    plain = {name: f"{file_name(name)}.png" for name in names}
+    clashes = Counter(f.casefold() for f in [*plain.values(), MULTI_PERSON_GRID])
+    return {
+        name: file if clashes[file.casefold()] == 1 else f"{file[:-4]}-{_short_hash(name)}.png"
+        for name, file in plain.items()
+    }
+
+
+def _short_hash(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
 def file_name(name: str) -> str:
-    """An identity name (e.g. `lfw/Jane_Doe`) as one safe file name."""
-    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "identity"
+    """An identity name (e.g. `lfw/Jane_Doe`) as one safe file name stem (see `grid_files`)."""
+    return re.sub(r"[^\w.-]+", "_", name).strip("._")[:MAX_STEM] or "identity"
 
 
 def _multi_person_grid(images: list[list[Image.Image]]) -> Image.Image:

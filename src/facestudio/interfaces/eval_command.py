@@ -6,10 +6,16 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import facestudio
+from facestudio.configuration import check_dataclass
 from facestudio.errors import FaceStudioError
-from facestudio.outputs import check_output_folder
+from facestudio.outputs import check_new_folder
+from facestudio.structured_files import quote
+
+if TYPE_CHECKING:
+    from facestudio.evaluation.benchmark import BenchmarkDefinition
 
 MODELS_ENV = "FACESTUDIO_SCORING_MODELS"
 CHECKOUT_MODELS = Path(facestudio.__file__).resolve().parents[2].parent / "shared" / "models"
@@ -71,12 +77,34 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facestudio.evaluation.benchmark import load_definition, run_benchmark
-    from facestudio.evaluation.face_scoring import FaceScorer
-    from facestudio.faces import FaceAnalyzer, FaceAnalyzerConfig, OnnxBackendConfig
-    from facestudio.pipeline.model_info import public_model_name, resolve_model
+    from facestudio.evaluation.benchmark import run_benchmark
 
-    out = check_output_folder(args.out, empty=True)
+    out = check_new_folder(args.out)
+    definition = checked_definition(args)
+    detector = scoring_model(args.detector_model, DEFAULT_DETECTOR, "--detector-model")
+    recognizer = scoring_model(args.recognizer_model, DEFAULT_RECOGNIZER, "--recognizer-model")
+    scorer, pipeline = _load_models(args, detector, recognizer)
+    clip = None
+    if args.clip:
+        from facestudio.evaluation.clip_score import ClipTextImageScorer
+
+        clip = ClipTextImageScorer(args.clip)
+    status("generating and scoring")
+    summary = run_benchmark(pipeline, definition, scorer, out, tuple(args.ablations), clip)
+    print((out / "results.md").read_text())
+    if summary["biased_scoring"]:
+        print(
+            "facestudio: warning: scored with the conditioning recogniser; these numbers are biased"
+        )
+    return 0
+
+
+def checked_definition(args: argparse.Namespace) -> BenchmarkDefinition:
+    """The benchmark with the command's overrides, every value and photo checked, and the
+    model's capabilities read from its configs: all before a model loads."""
+    from facestudio.evaluation.benchmark import check_photos, load_definition
+    from facestudio.pipeline.model_info import read_model_info
+
     definition = load_definition(args.benchmark)
     if args.steps is not None:
         definition.steps = args.steps
@@ -84,8 +112,23 @@ def run(args: argparse.Namespace) -> int:
         definition.style_guidance_scale = args.style_scale
     if args.face_scale is not None:
         definition.face_guidance_scale = args.face_scale
-    detector = scoring_model(args.detector_model, DEFAULT_DETECTOR, "--detector-model")
-    recognizer = scoring_model(args.recognizer_model, DEFAULT_RECOGNIZER, "--recognizer-model")
+    check_dataclass(definition, "the benchmark with the command's options")
+    info = read_model_info(args.model)
+    if info is not None and definition.prompts != [None] and not info.has_text_prior:
+        raise FaceStudioError(
+            f"the benchmark has prompts but model {quote(args.model)} has no text prior; "
+            "remove the prompts"
+        )
+    check_photos(definition)
+    return definition
+
+
+def _load_models(args: argparse.Namespace, detector: str, recognizer: str):
+    """The independent scorer and the pipeline under test."""
+    from facestudio.evaluation.face_scoring import FaceScorer
+    from facestudio.faces import FaceAnalyzer, FaceAnalyzerConfig, OnnxBackendConfig
+    from facestudio.pipeline.model_info import public_model_name, resolve_model
+
     status("loading the scoring models")
     scorer_analyzer = FaceAnalyzer(
         FaceAnalyzerConfig(
@@ -105,19 +148,7 @@ def run(args: argparse.Namespace) -> int:
     scorer = FaceScorer(
         scorer_analyzer, pipeline.face_analyzer.backend.recognizer_id(), args.allow_biased
     )
-    clip = None
-    if args.clip:
-        from facestudio.evaluation.clip_score import ClipTextImageScorer
-
-        clip = ClipTextImageScorer(args.clip)
-    status("generating and scoring")
-    summary = run_benchmark(pipeline, definition, scorer, out, tuple(args.ablations), clip)
-    print((out / "results.md").read_text())
-    if summary["biased_scoring"]:
-        print(
-            "facestudio: warning: scored with the conditioning recogniser; these numbers are biased"
-        )
-    return 0
+    return scorer, pipeline
 
 
 def scoring_model(given: str | None, name: str, flag: str) -> str:
@@ -125,7 +156,7 @@ def scoring_model(given: str | None, name: str, flag: str) -> str:
     ../shared/models; one line naming the flag when there is none."""
     if given:
         if not Path(given).is_file():
-            raise FaceStudioError(f"{flag} '{given}' does not exist; check the path")
+            raise FaceStudioError(f"{flag} {quote(given)} does not exist; check the path")
         return given
     folders = [Path(os.environ[MODELS_ENV])] if os.environ.get(MODELS_ENV) else []
     for folder in [*folders, CHECKOUT_MODELS]:

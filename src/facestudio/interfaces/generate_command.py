@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -130,6 +131,15 @@ def output_paths(output: str, count: int) -> list[Path]:
     return [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(count)]
 
 
+def input_files(request: GenerationRequest) -> list:
+    """The files the request reads (an output may never be one of them, even with --force)."""
+    images = [shot for shots in request.people for shot in shots] + [
+        request.style_image,
+        request.image,
+    ]
+    return [image for image in images if isinstance(image, str | os.PathLike)]
+
+
 def build_request(args: argparse.Namespace) -> GenerationRequest:
     """The CLI's arguments as a `GenerationRequest` (nothing is read yet)."""
     if args.example and args.face:
@@ -169,7 +179,9 @@ def run(args: argparse.Namespace) -> int:
     model = resolve_model(args.model)
     info = read_model_info(model)
     request.validate(info)
-    paths = check_output_paths(output_paths(args.output, args.num), args.force)
+    paths = check_output_paths(
+        output_paths(args.output, args.num), args.force, inputs=input_files(request)
+    )
     status(f"checking device '{args.device}'")
     device, dtype = check_device(args.device, args.fp16)
     # 2. Photos and faces, before the model loads: "no face found" does not wait for it.

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from facestudio.structured_files import printable
+
 EXIT_ALTERED = 1
 
 
@@ -27,10 +29,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facestudio.pipeline.request import check_input_file
     from facestudio.provenance.inspect import inspect_image
 
-    check_input_file(args.image, "image")
     report = inspect_image(args.image)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2, sort_keys=True, default=str)
@@ -42,25 +42,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def describe(report) -> list[str]:
-    """The report as short lines a person reads."""
-    settings = report.settings or {}
+    """The report as short lines a person reads. Every value from the file is shown bounded
+    and printable, and a value of the wrong type is shown as '?', never trusted."""
     lines = [
-        f"{report.name}: {report.format}, {report.width}×{report.height}",
-        "generated: "
-        + ("yes (FaceStudio)" if report.generated else "no sign of FaceStudio generation"),
+        f"{printable(report.name)}: {report.format}, {report.width}×{report.height}",
+        "generated: " + _generated(report),
     ]
     if report.description:
-        lines.append(f"label: {report.description}")
-    if settings:
-        seed, steps, model = settings.get("seed"), settings.get("steps"), settings.get("model")
-        lines.append(
-            f"settings: {settings.get('generator', '?')}, model {model!r}, seed {seed}, "
-            f"{steps} steps"
-        )
-        people = settings.get("people") or []
-        for number, person in enumerate(people, start=1):
-            photos = ", ".join(str(s.get("photo")) for s in person.get("sources", []))
-            lines.append(f"  person {number}: {photos}")
+        lines.append(f"label: {printable(report.description)}")
+    if report.settings_error:
+        lines.append(f"settings: unreadable ({report.settings_error})")
+    elif report.settings:
+        lines += _settings(report.settings)
     else:
         lines.append("settings: none in the file")
     lines.append("content credentials: " + _credentials(report.credentials))
@@ -76,10 +69,39 @@ def describe(report) -> list[str]:
     return lines
 
 
+def _generated(report) -> str:
+    if report.generated:
+        return "yes (FaceStudio)"
+    if report.ai_generated:
+        return "yes, says its content credentials (another generator, not FaceStudio)"
+    return "no sign of FaceStudio generation"
+
+
+def _settings(settings: dict) -> list[str]:
+    lines = [
+        f"settings: {_shown(settings.get('generator'))}, model {_shown(settings.get('model'))}, "
+        f"seed {_shown(settings.get('seed'))}, {_shown(settings.get('steps'))} steps"
+    ]
+    people = settings.get("people")
+    for number, person in enumerate(people if isinstance(people, list) else [], start=1):
+        sources = person.get("sources") if isinstance(person, dict) else None
+        sources = sources if isinstance(sources, list) else []
+        photos = [s.get("photo") for s in sources if isinstance(s, dict)]
+        lines.append(f"  person {number}: {', '.join(_shown(p) for p in photos)}")
+    return lines
+
+
+def _shown(value) -> str:
+    """A setting as text: strings and numbers bounded, anything else (or nothing) '?'."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return "?"
+    return printable(str(value), 80)
+
+
 def _credentials(credentials) -> str:
     if not credentials.present:
         return "none"
-    signer = credentials.signer or "unknown signer"
+    signer = printable(credentials.signer or "unknown signer", 80)
     if credentials.intact:
         trust = ", signer not on a trust list" if credentials.untrusted_signer else ""
         what = "AI-generated" if credentials.generated else "no AI-generation claim"

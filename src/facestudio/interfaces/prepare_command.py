@@ -25,7 +25,10 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("sources", nargs="+", metavar="SRC", help="folder, .tar shard or manifest")
     parser.add_argument(
-        "--out", required=True, metavar="DIR", help="output folder for shards and index.json"
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output folder for shards and index.json: new, empty, or one prepare made",
     )
     parser.add_argument(
         "--resolution", type=int, default=256, help="training image side (default 256)"
@@ -46,10 +49,9 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from facestudio.configuration import check_dataclass
-    from facestudio.data.prepare import PrepareConfig, prepare, write_index
+    from facestudio.data.prepare import PrepareConfig, check_prepare_folder, prepare, write_index
     from facestudio.data.sources import list_items
     from facestudio.faces.analyzer import FaceAnalyzer
-    from facestudio.outputs import check_output_folder
 
     # Everything a user gave is checked before the face models load or anything is written.
     config = check_dataclass(
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         "the command line",
     )
-    check_output_folder(args.out)
+    check_prepare_folder(args.out, args.sources)  # prepare's own folder, not a source
     list_items(args.sources)
     analyzer = FaceAnalyzer(analyzer_config_from_args(args))
     state = _distributed_state()

@@ -17,7 +17,8 @@ def add_parser(subparsers) -> None:
         description=(
             "Serve the web page (/) and the HTTP API (/v1, docs at /docs) with one model in "
             "memory. Binding to anything but loopback needs a token in $FACESTUDIO_TOKEN. "
-            "Uploaded photos stay in memory for their job only."
+            "Photos sent to the API stay in memory for their job only; the page's uploads wait "
+            "in a private temporary folder, deleted after 10 minutes and when the server stops."
         ),
     )
     parser.add_argument(
@@ -44,6 +45,14 @@ def add_parser(subparsers) -> None:
         metavar="SECONDS",
         help="how long results stay downloadable (default %(default)s)",
     )
+    parser.add_argument(
+        "--max-job-seconds",
+        type=float,
+        default=DEFAULTS.max_job_s,
+        metavar="SECONDS",
+        help="longest a job may hold the worker; costlier requests are refused (default "
+        "%(default)s)",
+    )
     parser.add_argument("--device", default=DEFAULTS.device, help="torch device, e.g. cpu or cuda")
     parser.set_defaults(run=run)
 
@@ -57,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         queue_size=args.queue_size,
         retention_s=args.retention,
         device=args.device,
+        max_job_s=args.max_job_seconds,
     )
     config.check()  # before the imports and the model load: a refusal costs milliseconds
     try:

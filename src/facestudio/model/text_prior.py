@@ -1,13 +1,57 @@
-"""Text to CLIP-image-space embedding: CLIP text encoder + a DALL-E-2-style diffusion prior.
+"""Prompt -> style-space embedding: the text branch of hybrid guidance, for every kind of model.
 
-This is the text branch of hybrid guidance: the prior's output lives where style embeddings
-live, so the guidance Linear takes either. A Karlo-style `PriorTransformer` with an
-`UnCLIPScheduler` is the reference setup.
+The prior's output lives where style embeddings live, so the guidance Linear takes either.
+Two kinds of text path exist, and this module is the one place that tells them apart:
+
+- full-size models: a CLIP text encoder and a DALL-E-2-style diffusion prior (a Karlo-style
+  `PriorTransformer` with an `UnCLIPScheduler`), sampled by `sample_prior_embeddings`;
+- small models (the bundled one): frozen word vectors (`WordVectorEncoder`) and a trained
+  regression prior (`StylePrior`) into the model's own style space, see `regress_prior_embeddings`.
 """
 
 from __future__ import annotations
 
 import torch
+
+from facestudio.model.style_prior import StylePrior
+from facestudio.model.text_encoder import encode_prompts
+
+
+def prompt_embeddings(
+    prompts: list[str],
+    tokenizer,
+    text_encoder,
+    prior,
+    scheduler,
+    num_inference_steps: int = 25,
+    guidance_scale: float = 4.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """(B, style_dim) embeddings of `prompts` in the style encoder's space, by the model's kind
+    of prior. The step count and generator only matter to a diffusion prior."""
+    if isinstance(prior, StylePrior):
+        return regress_prior_embeddings(prompts, tokenizer, text_encoder, prior, guidance_scale)
+    return sample_prior_embeddings(
+        prompts,
+        tokenizer,
+        text_encoder,
+        prior,
+        scheduler,
+        num_inference_steps,
+        guidance_scale,
+        generator,
+    )
+
+
+@torch.no_grad()
+def regress_prior_embeddings(
+    prompts: list[str], tokenizer, text_encoder, prior: StylePrior, guidance_scale: float = 1.0
+) -> torch.Tensor:
+    """(B, embedding_dim) style embeddings predicted from `prompts` by a regression prior, with
+    its guidance `u + s·(c − u)` (s = `guidance_scale`)."""
+    encoded = encode_prompts(prompts, tokenizer, text_encoder)
+    hidden = encoded.last_hidden_state.to(prior.device)
+    return prior.guided(hidden, encoded.attention_mask.to(prior.device), guidance_scale)
 
 
 @torch.no_grad()

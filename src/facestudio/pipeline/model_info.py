@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
-import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from facestudio import BUNDLED_MODEL
-from facestudio.errors import ModelLoadError
+from facestudio.errors import FaceStudioError, ModelLoadError
 from facestudio.pipeline import limits
+from facestudio.structured_files import quote, read_structured_file
 
 BUNDLED_NAME = "bundled"
 """The name that means the small model shipped inside the package."""
@@ -104,6 +104,7 @@ class ModelInfo:
         folder = Path(folder)
         index = _read_json(folder / "model_index.json", folder)
         _check_modules(index, folder)
+        _check_component_configs(index, folder)
 
         def component(name: str, file: str = "config.json") -> dict | None:
             entry = index.get(name)
@@ -194,18 +195,29 @@ def component_named(index: dict, name: str) -> bool:
 
 
 def _read_json(path: Path, folder: Path) -> dict:
+    """A config JSON of the model, through the bounded reader (size, nesting, numbers)."""
     if not path.is_file():
         what = "is not a pipeline folder: it has no" if path.name == "model_index.json" else "lacks"
-        raise ModelLoadError(f"'{folder}' {what} {path.relative_to(folder)}")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ModelLoadError(f"'{path}' is over {MAX_CONFIG_BYTES // 1024} kB: not a config file")
+        raise ModelLoadError(f"{quote(folder)} {what} {path.relative_to(folder)}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"'{path}' is not valid JSON ({exc}); re-export the model") from None
+        data = read_structured_file(path, "model config", "JSON", MAX_CONFIG_BYTES)
+    except FaceStudioError as exc:
+        raise ModelLoadError(f"{exc}; re-export the model") from None
     if not isinstance(data, dict):
-        raise ModelLoadError(f"'{path}' is not a JSON object; re-export the model")
+        raise ModelLoadError(f"{quote(path)} is not a JSON object; re-export the model")
     return data
+
+
+def _check_component_configs(index: dict, folder: Path) -> None:
+    """Every component's config JSON read once through the bounded reader, so that the
+    libraries that read them again while loading (diffusers, transformers) get sane files."""
+    for name, entry in index.items():
+        if not isinstance(entry, list | tuple) or not entry or entry[0] is None:
+            continue
+        component = folder / name
+        if name == component.name and not name.startswith((".", "_")) and component.is_dir():
+            for path in sorted(component.glob("*config.json")):
+                _read_json(path, folder)
 
 
 def _check_modules(index: dict, folder: Path) -> None:

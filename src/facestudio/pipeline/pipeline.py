@@ -28,7 +28,7 @@ from facestudio.model.multi_identity_attention import (
     unet_levels,
 )
 from facestudio.model.style_encoder import StyleEncoder
-from facestudio.model.text_prior import sample_prior_embeddings
+from facestudio.model.text_prior import prompt_embeddings
 from facestudio.model.tiny_autoencoder import TinyAutoencoder
 from facestudio.pipeline.generic_loading import class_name_of, write_generic_loader
 from facestudio.pipeline.identities import Person
@@ -460,7 +460,7 @@ class FaceStudioPipeline(DiffusionPipeline):
         style = self.style_encoder([style_image]).to(device) if style_image is not None else None
         prior = None
         if prompt is not None and alpha < 1.0:  # at alpha 1 the text branch has no weight
-            prior = sample_prior_embeddings(
+            prior = prompt_embeddings(
                 [prompt],
                 self.tokenizer,
                 self.text_encoder,

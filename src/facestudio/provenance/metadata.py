@@ -16,6 +16,9 @@ from typing import Any
 from PIL import Image, PngImagePlugin
 
 from facestudio import __version__
+from facestudio.errors import FaceStudioError
+from facestudio.images import ImageHeader, image_header
+from facestudio.structured_files import parse_structured
 
 GENERATOR = f"FaceStudio {__version__}"
 SOFTWARE_KEY = "Software"
@@ -60,19 +63,48 @@ def png_text(metadata: dict) -> dict[str, str]:
     }
 
 
+MAX_SETTINGS_BYTES = 1024 * 1024
+"""Bound of the settings JSON read from an image: ours are a few kB."""
+
+
 def read_settings(image: Image.Image) -> dict | None:
-    """The settings stored in an opened image (PNG text or EXIF), or None."""
-    text = image.info.get(SETTINGS_KEY)
+    """The settings stored in an opened image (PNG text or EXIF), or None when it has none
+    or they cannot be read."""
+    text = settings_text(image_header(image))
     if text is None:
-        description = image.getexif().get(EXIF_IMAGE_DESCRIPTION, "")
-        text = description.partition("\n")[2] if description.startswith(DESCRIPTION) else None
-    if not text:
         return None
     try:
-        settings = json.loads(str(text))
-    except json.JSONDecodeError:
+        return parse_settings(text)
+    except FaceStudioError:
         return None
-    return settings if isinstance(settings, dict) else None
+
+
+def settings_text(header: ImageHeader) -> str | None:
+    """The settings JSON as an image's header stores it (PNG text chunk, else EXIF
+    ImageDescription after the label), or None."""
+    text = header.text.get(SETTINGS_KEY)
+    if text is None:
+        description = header.exif_text.get(EXIF_IMAGE_DESCRIPTION, "")
+        text = description.partition("\n")[2] if description.startswith(DESCRIPTION) else None
+    return text or None
+
+
+def parse_settings(text: str) -> dict:
+    """Settings JSON through the bounded reader; one-line `FaceStudioError` when it is not a
+    JSON object within the bounds."""
+    settings = parse_structured(text, "JSON", "the settings JSON in the image", MAX_SETTINGS_BYTES)
+    if not isinstance(settings, dict):
+        raise FaceStudioError("the settings in the image are not a JSON object")
+    return settings
+
+
+def is_facestudio_settings(settings: object) -> bool:
+    """Whether `settings` say FaceStudio generated the image: `generated` is true and the
+    generator is FaceStudio (another tool's settings, or a wrong type, are no claim of ours)."""
+    if not isinstance(settings, dict) or settings.get("generated") is not True:
+        return False
+    generator = settings.get("generator")
+    return isinstance(generator, str) and generator.startswith("FaceStudio")
 
 
 def label_image(image: Image.Image, metadata: dict) -> Image.Image:

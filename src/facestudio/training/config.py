@@ -25,6 +25,7 @@ from facestudio.configuration import (
 )
 from facestudio.errors import FaceStudioError
 from facestudio.model.components import ComponentSizes
+from facestudio.structured_files import quote
 
 MAX_VALIDATION_STEPS = 1000
 """The scheduler's training timesteps: validation samples with at most this many steps, and
@@ -171,7 +172,7 @@ MODEL_TRAIN_SETTINGS = (
 def load_config(path: str | Path) -> TrainConfig:
     """Read and check a .toml or .yaml/.yml training configuration."""
     config = load_dataclass(path, TrainConfig, what="config")
-    return check_config(config, f"'{path}'")
+    return check_config(config, quote(path))
 
 
 def config_from_dict(data: dict, source: str = "config") -> TrainConfig:

@@ -31,8 +31,18 @@ DECODING = ("decoder.", "post_quant_conv.")
 @torch.no_grad()
 def encode_dataset(vae: nn.Module, dataset, batch_size: int = 64) -> torch.Tensor:
     """Every training image's latent (`latent_space.encode`), in dataset order."""
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    return torch.cat([latent_space.encode(vae, batch["image"]).cpu() for batch in loader])
+    return torch.cat(
+        [latent_space.encode(vae, b["image"]).cpu() for b in batches(dataset, batch_size)]
+    )
+
+
+def batches(dataset, batch_size: int):
+    """The dataset in order, collated `batch_size` at a time. Not a DataLoader: iterating one
+    draws from torch's global generator, and a run that reads these tables back from its
+    folder instead of making them would then continue with other random numbers."""
+    for start in range(0, len(dataset), batch_size):
+        indices = range(start, min(start + batch_size, len(dataset)))
+        yield torch.utils.data.default_collate([dataset[i] for i in indices])
 
 
 def stored_latents(vae: nn.Module, dataset, folder: Path | None, write: bool) -> torch.Tensor:

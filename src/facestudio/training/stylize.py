@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from facestudio.model import latent_space
-from facestudio.training.latent_cache import fingerprint, stored_tables
+from facestudio.training.latent_cache import batches, fingerprint, stored_tables
 
 Stylize = Callable[[np.ndarray, np.random.Generator, np.ndarray], np.ndarray]
 """(RGB uint8 image, generator, RGB uint8 palette image of another sample) -> RGB uint8."""
@@ -160,9 +160,8 @@ class StylisedTwins:
 
 @torch.no_grad()
 def _make(vae, view: StylisedView, batch_size: int = 64) -> dict[str, torch.Tensor]:
-    loader = torch.utils.data.DataLoader(view, batch_size=batch_size, shuffle=False)
     latents, styles = [], []
-    for batch in loader:
+    for batch in batches(view, batch_size):
         latents.append(latent_space.encode(vae, batch["image"]).cpu())
         styles.append((batch["style_pixels"] * 255).round().byte().permute(0, 2, 3, 1))
     return {"latents": torch.cat(latents), "style": torch.cat(styles)}
