@@ -175,7 +175,7 @@ def alpha_sweep(pipe, people, args, out: Path, judge: Judge, analyzer) -> dict:
     style_attribute, style_value = args.sweep_style_shows.split("=")
     prompt_attribute, prompt_value = args.sweep_prompt_shows.split("=")
     rows = {}
-    for alpha in ALPHAS:
+    for alpha in args.alphas:
         images = condition_images(
             out,
             f"sweep-alpha-{alpha}",
@@ -221,6 +221,7 @@ def parse(argv):
     parser.add_argument("--prior-scale", type=float, default=4.0)
     parser.add_argument("--values", nargs="*", help="attribute=value to evaluate (default: all)")
     parser.add_argument("--sweep-style", help="style image of the α sweep")
+    parser.add_argument("--alphas", type=float, nargs="+", default=list(ALPHAS))
     parser.add_argument("--sweep-style-shows", default="tone=black and white")
     parser.add_argument("--sweep-prompt", default="a red background")
     parser.add_argument("--sweep-prompt-shows", default="background_colour=red")

@@ -3,12 +3,15 @@
 Error messages quote what the client sent ("seed must be a whole number, got '...'"), and a
 client can send 60,000 digits. Every message that leaves the server (HTTP `detail`, the page's
 status line, a job's `error`) passes through `one_line`, so a long quote is shortened in the
-middle and the message keeps both its problem and its fix.
+middle (as `facestudio.structured_files` quotes everywhere) and the message keeps both its
+problem and its fix, wherever the message was made.
 """
 
 from __future__ import annotations
 
 import re
+
+from facestudio.structured_files import printable
 
 MAX_QUOTE_CHARS = 80
 """Longest run without spaces kept whole; a longer one is shortened to its ends."""
@@ -24,15 +27,11 @@ def one_line(text: str) -> str:
     flat = " ".join(str(text).split())
     flat = _LONG_RUN.sub(lambda match: quote(match.group(0)), flat)
     if len(flat) > MAX_MESSAGE_CHARS:
-        half = MAX_MESSAGE_CHARS // 2 - 10
-        flat = f"{flat[:half]} …[{len(flat) - 2 * half} characters]… {flat[-half:]}"
+        flat = printable(flat, MAX_MESSAGE_CHARS)
     return flat
 
 
 def quote(value: object, limit: int = MAX_QUOTE_CHARS) -> str:
-    """`value` as text, shortened to its ends (with its length said) when over `limit`."""
-    text = str(value)
-    if len(text) <= limit:
-        return text
-    keep = max(8, limit // 2 - 12)
-    return f"{text[:keep]}…[{len(text)} characters]…{text[-8:]}"
+    """`value` as text for a message: printable, its ends kept around "…" when over `limit`
+    (the project's quoting, `facestudio.structured_files.printable`)."""
+    return printable(str(value), limit)
