@@ -59,9 +59,9 @@ def create_app(config: ServeConfig, studio: Studio, ui: bool = True) -> FastAPI:
         finally:
             if cleaner is not None:
                 cleaner.cancel()
-            jobs.close()
             if uploads is not None:
-                uploads.remove()
+                uploads.remove()  # first: jobs hold their photos in memory, not here
+            jobs.close()
 
     app = FastAPI(
         title="FaceStudio",
