@@ -218,7 +218,7 @@ def parse(argv):
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--calibration-count", type=int, default=600)
-    parser.add_argument("--prior-scale", type=float, default=4.0)
+    parser.add_argument("--prior-scale", type=float, help="default: the prior's own")
     parser.add_argument("--values", nargs="*", help="attribute=value to evaluate (default: all)")
     parser.add_argument("--sweep-style", help="style image of the α sweep")
     parser.add_argument("--alphas", type=float, nargs="+", default=list(ALPHAS))

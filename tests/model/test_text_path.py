@@ -150,3 +150,23 @@ def test_prompt_embeddings_routes_a_style_prior_to_regression():
     # No scheduler and no steps: a regression prior takes none.
     found = prompt_embeddings(["dark background"], tokenizer, encoder, prior, None, 0, 2.0)
     torch.testing.assert_close(found, expected)
+
+
+def test_without_a_scale_each_kind_of_prior_gets_its_own_default():
+    tokenizer, encoder = text_parts()
+    prior = prior_for()
+    torch.testing.assert_close(
+        prompt_embeddings(["dark background"], tokenizer, encoder, prior, None),
+        regress_prior_embeddings(["dark background"], tokenizer, encoder, prior, 1.0),
+    )
+    from facestudio.model.components import random_components
+
+    parts = random_components()
+    args = (["a knight"], parts["tokenizer"], parts["text_encoder"], parts["prior"])
+
+    def sample(scale):
+        scheduler = parts["prior_scheduler"]
+        generator = torch.Generator().manual_seed(0)
+        return prompt_embeddings(*args, scheduler, 3, scale, generator)
+
+    torch.testing.assert_close(sample(None), sample(4.0))

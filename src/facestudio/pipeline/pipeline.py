@@ -220,7 +220,7 @@ class FaceStudioPipeline(DiffusionPipeline):
         face_index: int | None = None,
         style_guidance_scale: float = 5.0,
         face_guidance_scale: float = 5.0,
-        prior_guidance_scale: float = 4.0,
+        prior_guidance_scale: float | None = None,
         num_inference_steps: int = 25,
         prior_num_inference_steps: int = 25,
         height: int | None = None,

@@ -76,7 +76,7 @@ class GenerationRequest:
     num_images: int = 1
     style_guidance_scale: float = 5.0
     face_guidance_scale: float = 5.0
-    prior_guidance_scale: float = 4.0
+    prior_guidance_scale: float | None = None  # None: the prior's own (model/text_prior.py)
     alpha: float | None = None
     mix_weights: Sequence[float] | None = None
     face_index: int | None = None
@@ -278,6 +278,8 @@ class GenerationRequest:
             ("face guidance scale", self.face_guidance_scale),
             ("prior guidance scale", self.prior_guidance_scale),
         ):
+            if value is None and name == "prior guidance scale":
+                continue
             if not _is_number(value) or not 0.0 <= value <= limits.MAX_GUIDANCE_SCALE:
                 raise FaceStudioError(
                     f"the {name} must be a number from 0 to {limits.MAX_GUIDANCE_SCALE:g}, "
