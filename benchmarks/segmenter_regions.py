@@ -27,9 +27,7 @@ import numpy as np
 from PIL import Image
 from scipy import stats
 
-from facestudio.evaluation.benchmark import _closer_to_own, load_definition
-from facestudio.evaluation.face_scoring import FaceScorer
-from facestudio.faces import FaceAnalyzer, FaceAnalyzerConfig, OnnxBackendConfig
+from facestudio.evaluation.benchmark import load_definition
 from facestudio.faces.segmentation import PersonSegmenter
 from facestudio.interfaces.generate_command import default_model
 from facestudio.pipeline import FaceStudioPipeline
@@ -38,20 +36,16 @@ from facestudio.pipeline.layout import auto_layout
 from facestudio.pipeline.model_info import ModelInfo
 from facestudio.pipeline.request import GenerationRequest
 from report import write_report
-from two_person_framing import SHARED, WIDTH, output_height, summarize, two_person_photos
+from two_person_framing import (
+    WIDTH,
+    independent_scorer,
+    output_height,
+    score_scene,
+    summarize,
+    two_person_photos,
+)
 
 CONDITIONS = ("face_boxes", "segmented")
-
-
-def independent_scorer(pipeline) -> FaceScorer:
-    """YuNet + MobileFaceNet from ../shared/models: not the encoder the model conditions on."""
-    models = SHARED / "models"
-    onnx = OnnxBackendConfig(
-        detector_model=str(models / "face_detection_yunet_2026may.onnx"),
-        recognizer_model=str(models / "mobilefacenet.onnx"),
-    )
-    analyzer = FaceAnalyzer(FaceAnalyzerConfig(backend="onnx", onnx=onnx))
-    return FaceScorer(analyzer, pipeline.face_analyzer.backend.recognizer_id())
 
 
 def layouts(pipeline, prepared, style: Image.Image, segmenter) -> dict:
@@ -61,18 +55,6 @@ def layouts(pipeline, prepared, style: Image.Image, segmenter) -> dict:
     return {
         "face_boxes": auto_layout(*size, lambda: None),
         "segmented": auto_layout(*size, lambda: segmenter),
-    }
-
-
-def score(scorer, image: Image.Image, references) -> dict:
-    pixels = np.asarray(image.convert("RGB"))
-    result = scorer.score(pixels, references)
-    own = _closer_to_own(scorer, pixels, scorer.analyzer.detect(pixels), references)
-    return {
-        "all_detected": result.detected,
-        "min_similarity": result.similarity,
-        "per_person": result.per_person,
-        "closer_to_own": own,
     }
 
 
@@ -92,7 +74,7 @@ def run_scene(pipeline, scorer, segmenter, style, two, references, seed, steps) 
     rows = {}
     for condition, layout in layouts(pipeline, prepared, style, segmenter).items():
         result = pipeline(prepared=dataclasses.replace(prepared, layout=layout))
-        rows[condition] = {**score(scorer, result.images[0], references), **layout.describe()}
+        rows[condition] = {**score_scene(scorer, result.images[0], references), **layout.describe()}
         rows[condition].pop("boxes", None)
     return rows
 

@@ -21,25 +21,20 @@ person's other photos, 0 for a missed face.
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from facestudio.data.prepare import PORTRAIT_FACE_FRACTION
 from facestudio.evaluation.benchmark import load_definition
-from facestudio.evaluation.face_scoring import FaceScorer
 from facestudio.evaluation.style_carry import styles_taken
-from facestudio.faces import FaceAnalyzer, FaceAnalyzerConfig, OnnxBackendConfig
 from facestudio.faces.alignment import portrait_template, warp_to_template
 from facestudio.faces.regions import mask_faces
 from facestudio.images import load_image
 from facestudio.interfaces.generate_command import default_model
 from facestudio.pipeline import FaceStudioPipeline
 from report import write_report
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from two_person_framing import independent_scorer
 
 
 def ink_sketch(image: np.ndarray) -> np.ndarray:
@@ -88,20 +83,6 @@ def style_portrait(pipeline, photo: str, size: int) -> np.ndarray:
     return mask_faces(portrait, [f.box for f in found[:1]], 1.2) if found else portrait
 
 
-def independent_scorer(pipeline) -> FaceScorer:
-    models = SHARED / "models"
-    analyzer = FaceAnalyzer(
-        FaceAnalyzerConfig(
-            backend="onnx",
-            onnx=OnnxBackendConfig(
-                detector_model=str(models / "face_detection_yunet_2026may.onnx"),
-                recognizer_model=str(models / "mobilefacenet.onnx"),
-            ),
-        )
-    )
-    return FaceScorer(analyzer, pipeline.face_analyzer.backend.recognizer_id())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heldout", required=True)
@@ -117,8 +98,7 @@ def main() -> None:
     size = pipeline.unet.config.sample_size * pipeline.vae_scale_factor
     people = load_definition(args.heldout).identities[: args.people]
 
-    def generate(person, style):
-        embedding = pipeline.face_analyzer.multi_shot(person.condition).embedding
+    def generate(embedding, style):
         result = pipeline(
             identities=[embedding],
             style_image=style,
@@ -135,9 +115,10 @@ def main() -> None:
         other = people[(i + 1) % len(people)]
         portrait = style_portrait(pipeline, other.condition[0], size)
         references = scorer.reference(person.reference)
+        embedding = pipeline.face_analyzer.multi_shot(person.condition).embedding
         for name in rows:
             style = portrait if name == "plain" else TEST_STYLES[name](portrait)
-            image = generate(person, style)
+            image = generate(embedding, style)
             rows[name].append(
                 {
                     "person": person.name,
@@ -160,7 +141,7 @@ def main() -> None:
         sim = float(np.mean([c["similarity"] for c in cases]))
         report["styles"][name] = {"taken": taken, "sim_gt": round(sim, 4)}
         print(f"| {name} | {'—' if taken is None else f'{taken:.0%}'} | {sim:.3f} |")
-    write_report(json.loads(json.dumps(report)), args.out)
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

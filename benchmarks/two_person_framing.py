@@ -52,6 +52,30 @@ def output_height(photo: Image.Image) -> int:
     return max(16, round(photo.height * WIDTH / photo.width / 16) * 16)
 
 
+def independent_scorer(pipeline) -> FaceScorer:
+    """YuNet + MobileFaceNet from ../shared/models: not the encoder the model conditions on."""
+    models = SHARED / "models"
+    onnx = OnnxBackendConfig(
+        detector_model=str(models / "face_detection_yunet_2026may.onnx"),
+        recognizer_model=str(models / "mobilefacenet.onnx"),
+    )
+    analyzer = FaceAnalyzer(FaceAnalyzerConfig(backend="onnx", onnx=onnx))
+    return FaceScorer(analyzer, pipeline.face_analyzer.backend.recognizer_id())
+
+
+def score_scene(scorer, image: Image.Image, references) -> dict:
+    """A two-person image as `facestudio eval` scores its multi-person cases."""
+    pixels = np.asarray(image.convert("RGB"))
+    result = scorer.score(pixels, references)
+    own = _closer_to_own(scorer, pixels, scorer.analyzer.detect(pixels), references)
+    return {
+        "all_detected": result.detected,
+        "min_similarity": result.similarity,
+        "per_person": result.per_person,
+        "closer_to_own": own,
+    }
+
+
 def run_scene(pipeline, scorer, style, people, references, seed, steps, auto_crop) -> dict:
     result = pipeline(
         identities=[embedding for _, embedding in people],
@@ -63,14 +87,8 @@ def run_scene(pipeline, scorer, style, people, references, seed, steps, auto_cro
         height=output_height(style),
         auto_crop=auto_crop,
     )
-    pixels = np.asarray(result.images[0].convert("RGB"))
-    score = scorer.score(pixels, references)
-    own = _closer_to_own(scorer, pixels, scorer.analyzer.detect(pixels), references)
     return {
-        "all_detected": score.detected,
-        "min_similarity": score.similarity,
-        "per_person": score.per_person,
-        "closer_to_own": own,
+        **score_scene(scorer, result.images[0], references),
         "style_crop": result.metadata[0]["style_crop"],
     }
 
@@ -129,19 +147,7 @@ def main() -> None:
 
     pipeline = FaceStudioPipeline.from_pretrained(args.model or default_model())
     pipeline.set_progress_bar_config(disable=True)
-    models = SHARED / "models"
-    scorer = FaceScorer(
-        FaceAnalyzer(
-            FaceAnalyzerConfig(
-                backend="onnx",
-                onnx=OnnxBackendConfig(
-                    detector_model=str(models / "face_detection_yunet_2026may.onnx"),
-                    recognizer_model=str(models / "mobilefacenet.onnx"),
-                ),
-            )
-        ),
-        pipeline.face_analyzer.backend.recognizer_id(),
-    )
+    scorer = independent_scorer(pipeline)
     first = 2 * args.first_pair
     identities = load_definition(args.heldout).identities[first : first + 2 * args.pairs]
     people = [

@@ -126,3 +126,15 @@ def tiny_pipeline_folder(tiny_pipeline, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-pipeline")
     tiny_pipeline.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def segmenter():
+    """The bundled person segmenter; the `segment` extra is part of `test`, so CI must have it."""
+    from facestudio.faces.segmentation import PersonSegmenter, segmenter_available
+
+    if not segmenter_available():
+        if os.environ.get("CI"):
+            pytest.fail("ai-edge-litert is missing: install facestudio[test]")
+        pytest.skip("ai-edge-litert not installed (pip install 'facestudio[segment]')")
+    return PersonSegmenter()

@@ -4,7 +4,6 @@ one region per face: on the real group photos, every region holds its own face a
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 
 import numpy as np
@@ -25,20 +24,9 @@ from facestudio.faces.segmentation import (
     MODEL_SHA256,
     PersonSegmenter,
     default_segmenter,
-    segmenter_available,
 )
 from facestudio.images import load_image
 from tests.conftest import shared_file
-
-
-@pytest.fixture(scope="module")
-def segmenter() -> PersonSegmenter:
-    """The bundled model; the `segment` extra is part of `test`, so CI must have it."""
-    if not segmenter_available():
-        if os.environ.get("CI"):
-            pytest.fail("ai-edge-litert is missing: install facestudio[test]")
-        pytest.skip("ai-edge-litert not installed (pip install 'facestudio[segment]')")
-    return PersonSegmenter()
 
 
 def _face(x0, y0, x1, y1) -> Face:

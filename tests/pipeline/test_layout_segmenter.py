@@ -3,25 +3,14 @@ face-box regions otherwise, and the metadata saying which and why."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from facestudio.faces.segmentation import MODEL_NAME, PersonSegmenter, segmenter_available
+from facestudio.faces.segmentation import MODEL_NAME
 from facestudio.images import load_image
 from facestudio.pipeline.layout import auto_layout, preview_regions, resolve_layout
 from tests.conftest import shared_file
-
-
-@pytest.fixture(scope="module")
-def segmenter() -> PersonSegmenter:
-    if not segmenter_available():
-        if os.environ.get("CI"):
-            pytest.fail("ai-edge-litert is missing: install facestudio[test]")
-        pytest.skip("ai-edge-litert not installed (pip install 'facestudio[segment]')")
-    return PersonSegmenter()
 
 
 class _NoPeople:

@@ -66,8 +66,8 @@ train(config, on_step=die)
 
 @pytest.mark.xfail(
     strict=False,
-    reason="since the latent table is kept in the run folder, a resumed run's weights differ "
-    "from an uninterrupted run's in about the 8th digit (null_face first); under investigation",
+    reason="since the training changes of stop 19 a resumed run's weights differ from an "
+    "uninterrupted run's in about the 8th digit (guidance.null_face first); cause not found yet",
 )
 def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path, eight_photos_prepared):
     settings = dict(

@@ -260,7 +260,13 @@ class Reconstruction(Objective):
         if config.train.standardize_face and not pipeline.guidance.has_face_statistics:
             pipeline.guidance.set_face_statistics(*dataset.face_statistics())
 
-    def setup(self, dataset, device, folder=None, main=True) -> None:
+    def setup(
+        self,
+        dataset: ReconstructionDataset,
+        device: torch.device,
+        folder: Path | None = None,
+        main: bool = True,
+    ) -> None:
         self.frozen.to(device)
         if self.cache_latents:  # each process holds the whole table: the VAE is frozen
             self.latent_cache = stored_latents(self.frozen.vae, dataset, folder, main)
@@ -500,7 +506,13 @@ class Decoder(Autoencoder):
         self.latent_cache: torch.Tensor | None = None
         self.identity = _identity_loss(config.train)
 
-    def setup(self, dataset, device, folder=None, main=True) -> None:
+    def setup(
+        self,
+        dataset: ReconstructionDataset,
+        device: torch.device,
+        folder: Path | None = None,
+        main: bool = True,
+    ) -> None:
         if self.cache_latents:
             self.vae.to(device)
             self.latent_cache = stored_latents(self.vae, dataset, folder, main)

@@ -23,8 +23,9 @@ import torch
 from facestudio.model import latent_space
 from facestudio.training.latent_cache import batches, fingerprint, stored_tables
 
-Stylize = Callable[[np.ndarray, np.random.Generator, np.ndarray], np.ndarray]
-"""(RGB uint8 image, generator, RGB uint8 palette image of another sample) -> RGB uint8."""
+Stylize = Callable[[np.ndarray, np.random.Generator, np.ndarray | None], np.ndarray]
+"""(RGB uint8 image, generator, palette) -> RGB uint8; the palette (another sample's portrait)
+is given to the colour transfer only."""
 
 
 def _cartoon(image, rng, palette):
@@ -61,7 +62,9 @@ def _colour_cast(image, rng, palette):
     """A strong tint of a random hue, as from a coloured light or a filter."""
     hue = rng.uniform(0, 2 * np.pi)
     tint = 0.5 + 0.5 * np.cos(hue + np.array([0.0, 2.0944, 4.1888]))
-    mixed = 0.55 * image.astype(np.float32) + 0.45 * 255 * tint * (image.mean(-1, keepdims=True) / 255)
+    mixed = 0.55 * image.astype(np.float32) + 0.45 * 255 * tint * (
+        image.mean(-1, keepdims=True) / 255
+    )
     return np.clip(mixed * 1.3, 0, 255).astype(np.uint8)
 
 
@@ -93,7 +96,7 @@ def style_of(index: int) -> str:
 
 
 def stylize_pair(
-    image: np.ndarray, style: np.ndarray, index: int, palette: np.ndarray
+    image: np.ndarray, style: np.ndarray, index: int, palette: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The portrait and its style input through the same stylisation (the same parameters)."""
     apply = STYLES[style_of(index)]
@@ -120,17 +123,24 @@ class StylisedView(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         item = self.dataset[index]
-        partner = self.dataset[(index * 7919 + 1) % len(self.dataset)]
         image, style = stylize_pair(
-            _uint8((item["image"] + 1) / 2), _uint8(item["style_pixels"]), index, _uint8(
-                (partner["image"] + 1) / 2
-            )
+            _uint8((item["image"] + 1) / 2),
+            _uint8(item["style_pixels"]),
+            index,
+            self._palette(index),
         )
         return {
             **item,
             "image": torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0,
             "style_pixels": torch.from_numpy(style).permute(2, 0, 1).float() / 255.0,
         }
+
+    def _palette(self, index: int) -> np.ndarray | None:
+        """Another sample's portrait, read only for the style that takes its colours."""
+        if style_of(index) != "colour_transfer":
+            return None
+        partner = self.dataset[(index * 7919 + 1) % len(self.dataset)]
+        return _uint8((partner["image"] + 1) / 2)
 
 
 class StylisedTwins:
@@ -169,6 +179,4 @@ def _make(vae, view: StylisedView, batch_size: int = 64) -> dict[str, torch.Tens
 
 def _uint8(pixels: torch.Tensor) -> np.ndarray:
     """(3, H, W) in [0, 1] -> (H, W, 3) uint8."""
-    return np.ascontiguousarray(
-        (pixels.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-    )
+    return np.ascontiguousarray((pixels.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
