@@ -54,6 +54,19 @@ def test_lists_faces_as_json_and_draws_them(tmp_path, capsys):
     assert Image.open(drawn).size == Image.open(shared_file("data/groups/bbt3.jpg")).size
 
 
+@pytest.mark.parametrize("option", ["--draw", "--json"])
+def test_an_output_over_its_own_photo_is_refused_even_with_force(tmp_path, capsys, option):
+    photo = tmp_path / "me.png"
+    _photo().save(photo)
+    before = photo.read_bytes()
+    alias = tmp_path / "alias.png"
+    alias.symlink_to(photo)
+    for target in (photo, alias):
+        code, _, err = run_cli(capsys, str(photo), option, str(target), "--force")
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "input" in err, err
+    assert photo.read_bytes() == before
+
+
 def test_json_to_stdout_and_the_example_photo(capsys):
     code, out, _ = run_cli(capsys, "--example", "--json", "-")
     assert code == 0

@@ -209,3 +209,14 @@ def test_a_long_path_is_quoted_in_part(tmp_path, capsys):
     path.write_text(malformed.deep("TOML"))
     line = _refused_briefly(run(capsys, "train", path, "--cpu"), NESTED, "config.toml")
     assert "…" in line
+
+
+@pytest.mark.parametrize("suffix", ["json", "jsonl"])
+@pytest.mark.parametrize(("case", "words"), [("JSON", NESTED), ("long JSON", LONG)])
+def test_a_prepare_manifest(suffix, case, words, tmp_path, capsys):
+    text = LONG_CASES["JSON"][1] if case.startswith("long ") else DEEP_CASES["JSON"][1]
+    path = tmp_path / f"list.{suffix}"
+    path.write_text(f'"{FACE}"\n{text}\n' if suffix == "jsonl" else text)
+    result = run(capsys, "prepare", path, "--out", tmp_path / "out")
+    _refused_briefly(result, words, f"list.{suffix}")
+    assert not (tmp_path / "out").exists()

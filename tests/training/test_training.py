@@ -64,11 +64,6 @@ train(config, on_step=die)
 """
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="since the training changes of stop 19 a resumed run's weights differ from an "
-    "uninterrupted run's in about the 8th digit (guidance.null_face first); cause not found yet",
-)
 def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path, eight_photos_prepared):
     settings = dict(
         max_steps=10,
@@ -185,6 +180,7 @@ def test_two_cpu_processes_stay_in_sync(tmp_path, eight_photos_prepared):
             [data]
             path = "{eight_photos_prepared}"
             [train]
+            allow_untrained_frozen = true
             batch_size = 2
             learning_rate = 1e-3
             max_steps = 4

@@ -14,7 +14,6 @@ an offset, so every photo would re-decompress the shard up to it.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import tarfile
@@ -26,9 +25,12 @@ from typing import BinaryIO
 from facestudio.errors import FaceStudioError, ImageLoadError
 from facestudio.files import kind_of
 from facestudio.images import ImageLoadConfig, max_file_bytes, read_image_file
+from facestudio.structured_files import parse_structured
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".pgm", ".ppm", ".tif", ".tiff"}
 MANIFEST_SUFFIXES = (".txt", ".json", ".jsonl")
+MANIFEST_MAX_BYTES = 512 * 1024 * 1024
+"""A manifest's bound: a path and a person id per line is ~100 bytes, so millions of photos."""
 
 _COMPRESSED = {
     b"\x1f\x8b": ("gzip", "gunzip -c"),
@@ -165,7 +167,13 @@ def _manifest_entries(manifest: Path) -> list[tuple[Path, str]]:
     """`(path, person)` per listed image; the person is "" where the manifest does not say."""
     try:
         with _open_regular(manifest) as file:
-            text = file.read().decode("utf-8")
+            size = os.fstat(file.fileno()).st_size
+            if size > MANIFEST_MAX_BYTES:
+                raise FaceStudioError(
+                    f"manifest '{manifest}' is {size:,} bytes, over the {MANIFEST_MAX_BYTES:,} "
+                    "limit; split it into several manifests"
+                )
+            text = file.read(MANIFEST_MAX_BYTES + 1).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FaceStudioError(
             f"manifest '{manifest}' is not UTF-8 text (byte {exc.start}); save it as UTF-8"
@@ -178,12 +186,16 @@ def _manifest_entries(manifest: Path) -> list[tuple[Path, str]]:
                 if line.strip() and not line.startswith("#")
             ]
         elif manifest.suffix == ".jsonl":
-            entries = [_entry(json.loads(line)) for line in text.splitlines() if line.strip()]
+            entries = [
+                _entry(parse_structured(line, "JSON", f"line {number} of manifest '{manifest}'"))
+                for number, line in enumerate(text.splitlines(), 1)
+                if line.strip()
+            ]
         else:
-            data = json.loads(text)
+            data = parse_structured(text, "JSON", f"manifest '{manifest}'", MANIFEST_MAX_BYTES)
             data = data.get("images", data) if isinstance(data, dict) else data
             entries = [_entry(entry) for entry in data]
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:
         raise FaceStudioError(
             f"manifest '{manifest}' is not a list of image paths ({exc})"
         ) from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import rankdata
 
+from facestudio.structured_files import read_structured_file
+
 Identities = Mapping[str, Sequence[str]]
 """Person id -> that person's photos."""
 
@@ -19,7 +20,7 @@ Identities = Mapping[str, Sequence[str]]
 def load_manifest_sets(manifest: str | Path) -> dict[str, dict[str, list[str]]]:
     """`sets.<name>.identities` of a data manifest, with paths made absolute."""
     manifest = Path(manifest)
-    data = json.loads(manifest.read_text())
+    data = read_structured_file(manifest, "data manifest", kind="JSON", max_bytes=64 * 2**20)
     root = manifest.parent.resolve()
     return {
         name: {

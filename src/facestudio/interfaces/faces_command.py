@@ -12,10 +12,14 @@ from tqdm import tqdm
 from facestudio.errors import FaceStudioError
 from facestudio.faces.analyzer import FaceAnalyzer
 from facestudio.faces.drawing import draw_faces
+from facestudio.fields import speak
 from facestudio.images import check_image_file, load_image
 from facestudio.interfaces.example_photo import EXAMPLE_NAME, example_photo
 from facestudio.interfaces.face_options import add_face_backend_arguments, analyzer_from_args
 from facestudio.outputs import check_output_paths, encode_png, write_outputs_atomic
+
+OPTION_NAMES = {"face_index": "--face-index N"}
+"""How this command's warnings name the inputs shared messages refer to (`facestudio.fields`)."""
 
 
 def add_parser(subparsers) -> None:
@@ -73,9 +77,11 @@ def run(args: argparse.Namespace) -> int:
         raise FaceStudioError("--draw takes one image; run once per image to draw several")
     named = {"json": args.json if args.json != "-" else None, "draw": args.draw}
     named = {key: value for key, value in named.items() if value}
-    outputs = dict(zip(named, check_output_paths(named.values(), args.force), strict=True))
+    photos = sources or args.compare or args.identity or []
+    checked = check_output_paths(named.values(), args.force, inputs=photos)
+    outputs = dict(zip(named, checked, strict=True))
 
-    for photo in sources or args.compare or args.identity or []:
+    for photo in photos:
         check_image_file(photo)  # a missing or unreadable photo fails before the models load
     analyzer = analyzer_from_args(args)
     if args.compare:
@@ -88,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         result, lines, images = _list_faces(analyzer, sources, args.example, bool(args.draw))
 
     for warning in result.get("warnings", []):
-        print(f"facestudio: warning: {warning}", file=sys.stderr)
+        print(f"facestudio: warning: {speak(warning, OPTION_NAMES)}", file=sys.stderr)
     text = json.dumps(result, indent=2)
     if args.json == "-":
         print(text)

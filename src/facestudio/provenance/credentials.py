@@ -15,13 +15,13 @@ from __future__ import annotations
 import datetime
 import functools
 import io
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from facestudio.errors import FaceStudioError
 from facestudio.provenance.metadata import GENERATOR, names_only
+from facestudio.structured_files import parse_structured
 
 TEST_SIGNER_NAME = "FaceStudio TEST key (untrusted)"
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -232,7 +232,10 @@ def read_credentials(data: bytes, mime: str = PNG) -> CredentialsReport:
     if reader is None:
         return CredentialsReport(False)
     with reader:
-        store = json.loads(reader.json())
+        try:
+            store = parse_structured(reader.json(), "JSON", "the manifest store")
+        except FaceStudioError as exc:  # nested or sized past any real manifest
+            return CredentialsReport(True, "Invalid", (f"unreadable manifest: {exc}",))
         state = reader.get_validation_state()
     active = store.get("manifests", {}).get(store.get("active_manifest", ""), {})
     codes = [s.get("code", "") for s in store.get("validation_status") or []]

@@ -67,19 +67,25 @@ def stored_tables(
     """Tensors that take long to make: read from `folder / name` when it was made with the same
     `fingerprint`, else made (and written when `write`, atomically)."""
     if folder is None:
-        return make()
+        return _contiguous(make())
     path = Path(folder) / name
     if path.is_file():
         with safe_open(path, "pt") as stored:
             if (stored.metadata() or {}).get("fingerprint") == fingerprint:
                 return {key: stored.get_tensor(key) for key in stored.keys()}  # noqa: SIM118
-    tables = make()
+    tables = _contiguous(make())
     if write:
         temporary = path.with_name(f".{name}.{os.getpid()}.tmp")
-        contiguous = {key: value.contiguous() for key, value in tables.items()}
-        save_file(contiguous, temporary, {"fingerprint": fingerprint})
+        save_file(tables, temporary, {"fingerprint": fingerprint})
         os.replace(temporary, path)
     return tables
+
+
+def _contiguous(tables: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tables in the layout they are read back in: a strided one (an encoder may answer
+    channels-last) would send the U-Net down other kernels, and a resumed run would round
+    differently from the run that made the table."""
+    return {key: value.contiguous() for key, value in tables.items()}
 
 
 def batch_latents(vae: nn.Module, batch: dict, cache: torch.Tensor | None) -> torch.Tensor:
