@@ -134,7 +134,9 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/segmenter_regions.json")
     args = parser.parse_args()
 
-    pipeline = FaceStudioPipeline.from_pretrained(args.model or default_model())
+    # sizes=None: the recorded protocol (128 px wide at the photo's shape), outside the sizes
+    # the bundled model declares (facestudio.pipeline.sizes), so the results stay comparable.
+    pipeline = FaceStudioPipeline.from_pretrained(args.model or default_model(), sizes=None)
     pipeline.set_progress_bar_config(disable=True)
     scorer = independent_scorer(pipeline)
     segmenter = PersonSegmenter()

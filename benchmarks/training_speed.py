@@ -94,6 +94,7 @@ def main() -> int:
                     "batch_size": model["batch_size"],
                     "max_steps": args.steps,
                     "mixed_precision": "fp16" if args.gpu else "no",
+                    "allow_untrained_frozen": True,  # speed only: random frozen parts are fine
                 },
                 "checkpoints": {"every_steps": 10**6},
                 "logging": {"every_steps": max(1, args.steps // 2)},

@@ -145,7 +145,9 @@ def main() -> None:
         report(rows_path, args.out)
         return
 
-    pipeline = FaceStudioPipeline.from_pretrained(args.model or default_model())
+    # sizes=None: the recorded protocol (128 px wide at the photo's shape), outside the sizes
+    # the bundled model declares (facestudio.pipeline.sizes), so the results stay comparable.
+    pipeline = FaceStudioPipeline.from_pretrained(args.model or default_model(), sizes=None)
     pipeline.set_progress_bar_config(disable=True)
     scorer = independent_scorer(pipeline)
     first = 2 * args.first_pair

@@ -31,7 +31,6 @@ def main() -> None:
         "--group-photo",
         help="also pair the people on this real two-person photo (faces masked by the model)",
     )
-    parser.add_argument("--group-width", type=int, default=128, help="output width for it")
     args = parser.parse_args()
 
     definition = json.loads((Path(args.split) / "heldout.json").read_text())
@@ -65,16 +64,10 @@ def main() -> None:
         for i in range(min(args.pairs, len(names) // 2))
     ]
     if args.group_photo:
-        with Image.open(args.group_photo) as group:
-            # U-Net sizes: multiples of 16 pixels (two halvings of 4× smaller latents).
-            height = max(16, round(group.height * args.group_width / group.width / 16) * 16)
+        # No size: the output takes the one the model declares for two people, as a user's does
+        # (pipeline/sizes.py); the group photo is cropped to it.
         definition["multi_person"] += [
-            {
-                **case,
-                "style": str(Path(args.group_photo).resolve()),
-                "width": args.group_width,
-                "height": height,
-            }
+            {"people": case["people"], "style": str(Path(args.group_photo).resolve())}
             for case in list(definition["multi_person"])
         ]
     (out / "benchmark.json").write_text(json.dumps(definition, indent=2))

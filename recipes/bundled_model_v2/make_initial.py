@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--prediction", choices=["v_prediction", "epsilon"], default="v_prediction")
     args = parser.parse_args()
     v1 = FaceStudioPipeline.from_pretrained("bundled")
+    side = ReconstructionDataset(args.data).resolution
     vae = standardised_vae(args.taef2, args.data)
     scheduler = EulerAncestralDiscreteScheduler.from_config(
         v1.scheduler.config, prediction_type=args.prediction
@@ -71,6 +72,9 @@ def main() -> None:
         style_encoder=v1.style_encoder,
         face_analysis=v1.config.face_analysis,
         style_faces=v1.config.style_faces,
+        # What v2 makes well (pipeline/sizes.py): one portrait per person at the training
+        # resolution, side by side.
+        sizes={"trained": [side, side], "people": "side_by_side"},
     )
     pipeline.save_pretrained(args.out)
     print(f"-> {args.out}")

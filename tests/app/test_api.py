@@ -17,7 +17,9 @@ from PIL import Image
 
 from facestudio.app import forms
 from facestudio.app.server import create_app
+from facestudio.fields import speak
 from facestudio.interfaces.cli import main
+from facestudio.interfaces.generate_command import CLI_NAMES
 from facestudio.pipeline import limits
 from facestudio.pipeline.request import GenerationRequest
 from facestudio.provenance.credentials import read_credentials
@@ -74,11 +76,12 @@ def test_a_generation_is_queued_run_and_its_pngs_served_exactly_as_made(client, 
     assert credentials.present and credentials.intact and credentials.generated
 
 
-def test_bad_input_is_422_with_the_same_one_line_message_as_the_cli(
+def test_bad_input_is_422_with_the_cli_message_in_the_apis_own_names(
     client, photo, tmp_path, capsys
 ):
     response = submit(client, photo, prompt="an astronaut on the moon")
     assert response.status_code == 422
+    assert "(`style_image`)" in one_line(response) and "--" not in one_line(response)
     code = main(
         [
             "generate",
@@ -90,7 +93,59 @@ def test_bad_input_is_422_with_the_same_one_line_message_as_the_cli(
         ]
     )
     cli_error = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and cli_error == [f"facestudio: error: {one_line(response)}"]
+    in_cli_words = speak(one_line(response), CLI_NAMES)
+    assert "(--style IMAGE)" in in_cli_words
+    assert code == 2 and cli_error == [f"facestudio: error: {in_cli_words}"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"strength": "0.5"}, "add the image to start from (`image`) or drop `strength`"),
+        ({"width": "256", "height": "256"}, "64×64 for 1 person, not 256×256"),
+        ({"width": "100"}, "64×64 for 1 person, not 100×64"),
+    ],
+)
+def test_422_messages_name_form_fields_never_cli_options(client, photo, fields, says):
+    response = submit(client, photo, **fields)
+    assert response.status_code == 422 and says in one_line(response)
+    assert not any(option in one_line(response) for option in CLI_NAMES.values())
+
+
+def test_job_warnings_name_form_fields_never_cli_options(client, astronaut):
+    pair = encode(np.hstack([astronaut, astronaut]), "JPEG")  # two faces in one photo
+    files = [("person_0", ("pair.jpg", pair, "image/jpeg"))]
+    job = client.post("/v1/generations", files=files, data=fast_fields()).json()
+    done = finished(client, job["id"])
+    assert done["status"] == "succeeded", done
+    (warning,) = done["warnings"]
+    assert "'pair.jpg' has 2 faces" in warning and "choose another with `face_index`" in warning
+    assert "--" not in warning
+
+
+def test_two_people_at_the_default_size_are_two_portraits_side_by_side(client, photo):
+    files = [
+        ("person_0", ("astronaut.jpg", photo, "image/jpeg")),
+        ("person_1", ("astronaut-again.jpg", photo, "image/jpeg")),
+    ]
+    job = client.post("/v1/generations", files=files, data=fast_fields()).json()
+    done = finished(client, job["id"])
+    assert done["status"] == "succeeded", done
+    image = Image.open(io.BytesIO(client.get(done["images"][0]["url"]).content))
+    assert image.size == (128, 64)
+    assert len(json.loads(image.info["facestudio"])["regions"]["boxes"]) == 2
+
+
+def test_models_advertise_the_sizes_the_model_makes_not_a_bare_max_side(client):
+    model = client.get("/v1/models").json()["models"][0]
+    sizes = model["sizes"]
+    assert "max_side" not in model and sizes["declared"] is True
+    assert sizes["trained"] == [64, 64] and sizes["people"] == "side_by_side"
+    assert sizes["supported"][:2] == [
+        {"people": 1, "width": 64, "height": 64},
+        {"people": 2, "width": 128, "height": 64},
+    ]
+    assert len(sizes["supported"]) == limits.MAX_PEOPLE
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,8 @@ def test_the_server_never_caches_faces_on_disk_even_when_the_model_says_to(tmp_p
 def test_it_describes_the_model_and_its_limits(studio: Studio):
     described = studio.describe()
     assert described["name"] == "bundled" and described["style_image"] is True
-    assert described["max_side"] == 256 and described["size_multiple"] == 4
+    assert described["sizes"]["supported"][1] == {"people": 2, "width": 128, "height": 64}
+    assert "max_side" not in described and described["size_multiple"] == 4
 
 
 def test_check_refuses_a_request_over_the_job_budget_before_decoding(studio):

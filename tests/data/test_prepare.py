@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +29,12 @@ GOOD = [
 
 @pytest.fixture
 def photo_folder(tmp_path):
-    folder = tmp_path / "photos"
+    return write_photo_folder(tmp_path / "photos")
+
+
+def write_photo_folder(folder: Path) -> Path:
+    """Four good photos (two in a subfolder), three unreadable files, one photo without a face,
+    one whose face is too small, and a text file that is not a photo."""
     (folder / "sub").mkdir(parents=True)
     for i, photo in enumerate(GOOD):
         (
@@ -125,6 +132,16 @@ def test_cli_prints_the_summary(photo_folder, tmp_path, capsys, monkeypatch):
     assert "kept 4" in summary and "unreadable 3, no_face 1, face_too_small 1" in summary
     assert main(["prepare", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_progress_bar_counts_the_images(photo_folder, tmp_path, capsys, monkeypatch, face_cache):
+    monkeypatch.setenv("FACESTUDIO_CACHE", face_cache)
+    args = ["prepare", str(photo_folder), "--resolution", "64", "--shard-size", "4"]
+    assert main([*args, "--out", str(tmp_path / "prepared")]) == 0
+    captured = capsys.readouterr()
+    # Shown though stderr is no terminal (a log), and apart from the summary on stdout.
+    assert re.search(r"prepare\[0\]: 100%.* 9/9 ", captured.err), captured.err
+    assert "prepare[" not in captured.out and captured.out.startswith("prepared ")
 
 
 @pytest.mark.slow

@@ -162,3 +162,24 @@ def test_the_onnx_detector_prints_no_opencv_warning(capfd):
     analyzer = FaceAnalyzer(FaceAnalyzerConfig(backend="onnx", onnx=onnx))
     analyzer.analyze(str(shared_file("data/deepface/id04/img16.jpg")))
     assert "WARN" not in capfd.readouterr().err
+
+
+def test_seeds_whose_images_overlap_are_refused_before_any_model_loads(
+    definition, tmp_path, capsys
+):
+    """Image i of a case uses seed + i: seeds 0 and 1 with two images each would make seed 1
+    twice and count it twice."""
+    from facestudio.evaluation.benchmark import load_definition
+
+    data = json.loads(definition.read_text())
+    definition.write_text(json.dumps({**data, "seeds": [0, 1], "images_per_case": 2}))
+    args = ["eval", "--model", str(tmp_path / "no-model"), "--benchmark", str(definition)]
+    assert main([*args, "--out", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "seeds 0 and 1" in err and "seed 1" in err
+    assert "[0, 2]" in err and not (tmp_path / "results").exists()
+
+    definition.write_text(json.dumps({**data, "seeds": [0, 2], "images_per_case": 2}))
+    spaced = load_definition(definition)
+    image_seeds = [s + i for s in spaced.seeds for i in range(spaced.images_per_case)]
+    assert image_seeds == [0, 1, 2, 3]

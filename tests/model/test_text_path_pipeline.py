@@ -79,6 +79,18 @@ def test_a_prompt_reaches_the_image_on_a_model_with_the_small_text_path(small_te
     np.testing.assert_array_equal(plain, run(pipe, prompt="a pencil sketch", alpha=1.0))
 
 
+def test_words_the_vocabulary_lacks_are_named_in_a_warning(small_text_pipeline):
+    def warnings(**kwargs) -> list[str]:
+        settings = {"identities": [face()], "num_inference_steps": 1, "seed": 0}
+        return small_text_pipeline(**settings | kwargs, output_type="np").metadata[0]["warnings"]
+
+    assert warnings(prompt="a pencil sketch") == []
+    (line,) = warnings(prompt="a Pencil sketch in watercolour, watercolour!")
+    assert "2 word(s) of `prompt`" in line and "'!'" not in line  # punctuation is no word
+    assert "'in'" in line and "'watercolour'" in line and line.count("watercolour") == 1
+    assert warnings(prompt="watercolour", alpha=1.0) == []  # the text branch has no weight
+
+
 def test_the_prior_guidance_scale_reaches_the_small_prior(small_text_pipeline):
     one = run(small_text_pipeline, prompt="dark background", prior_guidance_scale=1.0)
     four = run(small_text_pipeline, prompt="dark background", prior_guidance_scale=4.0)

@@ -100,7 +100,7 @@ def test_model_names_that_are_neither_folders_nor_hub_ids_are_refused(tmp_path):
         ({"seed": -1}, "seed must be a whole number from 0"),
         ({"seed": limits.MAX_SEED, "num_images": 2}, "image i uses seed + i"),
         ({"seed": True}, "seed must be a whole number"),
-        ({"width": 100000}, "over this model's limit"),
+        ({"width": 100000}, "64×64 for 1 person, not 100000×64"),
         ({"height": 62}, "not a multiple of 4"),
         ({"width": 8}, "≥ 16"),
         ({"num_inference_steps": 100000}, "1000 training timesteps"),

@@ -23,6 +23,7 @@ from tests.reliability.helpers import FACE, assert_refused, run
 
 SETTINGS = """
 [train]
+allow_untrained_frozen = true
 batch_size = 8
 max_steps = {steps}
 use_ema = true

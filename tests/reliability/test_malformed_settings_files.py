@@ -133,7 +133,10 @@ def test_a_prepared_index(text, words, tmp_path, capsys):
     data = write_prepared(tmp_path / "data")
     (data / "index.json").write_text(text)
     config = tmp_path / "config.toml"
-    config.write_text(f'output_dir = "{tmp_path / "run"}"\n[data]\npath = "{data}"\n')
+    config.write_text(
+        f'output_dir = "{tmp_path / "run"}"\n[model]\nvae = "bundled"\n[data]\npath = "{data}"\n'
+        "[train]\ntrain_style_encoder = true\n"  # a run that could make images: checked first
+    )
     _refused_briefly(run(capsys, "train", config, "--cpu"), words, "index.json")
 
 

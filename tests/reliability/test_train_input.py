@@ -53,7 +53,8 @@ CASES = {
     "NUL in a path": ("c.yaml", 'output_dir: "{out}\\0x"\ndata: {{path: {data}}}\n', "NUL"),
     "missing prepared data": (
         "c.toml",
-        'output_dir = "{out}"\n[data]\npath = "{out}-nothing"\n',
+        'output_dir = "{out}"\n[data]\npath = "{out}-nothing"\n'
+        "[train]\nallow_untrained_frozen = true\n",
         "prepare",
     ),
     "missing start pipeline": (
@@ -63,7 +64,8 @@ CASES = {
     ),
     "more accumulation than batches": (
         "c.toml",
-        VALID + "[train]\nbatch_size = 4\ngradient_accumulation_steps = 3\n",
+        VALID
+        + "[train]\nallow_untrained_frozen = true\nbatch_size = 4\ngradient_accumulation_steps = 3\n",
         "gradient_accumulation_steps",
     ),
 }
@@ -119,7 +121,8 @@ def test_a_run_refuses_other_model_settings_until_restarted(
     out = tmp_path / "run"
     path = tmp_path / "c.toml"
     settings = (
-        "[train]\nbatch_size = 8\nmax_steps = 1\n[checkpoints]\nevery_steps = 1\nkeep_last = 1\n"
+        "[train]\nallow_untrained_frozen = true\nbatch_size = 8\nmax_steps = 1\n"
+        "[checkpoints]\nevery_steps = 1\nkeep_last = 1\n"
     )
     path.write_text(
         VALID.format(out=out, data=eight_photos_prepared) + settings + "learning_rate = -1\n"

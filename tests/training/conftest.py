@@ -46,7 +46,12 @@ def _fresh_accelerate_state():
 
 def tiny_config(output_dir, data, **train):
     settings = dict(
-        batch_size=8, learning_rate=1e-3, max_steps=40, style_dropout=0.0, face_dropout=0.0
+        batch_size=8,
+        learning_rate=1e-3,
+        max_steps=40,
+        style_dropout=0.0,
+        face_dropout=0.0,
+        allow_untrained_frozen=True,  # random tiny models: the code path, not the images
     )
     settings.update(train)
     return config_from_dict(

@@ -2,8 +2,8 @@
 
 Every route speaks JSON except the image route, which returns the PNG exactly as it was made
 (labels and content credentials included). Errors are `{"detail": "<one line>"}` with the
-status that says whose move it is: 400 a malformed body, 422 bad input (the same messages as
-the CLI), 413 too large, 429 busy (with `Retry-After`), 408 a body that stalled, 404 unknown
+status that says whose move it is: 400 a malformed body, 422 bad input (the CLI's messages,
+naming this API's form fields where the CLI names its options), 413 too large, 429 busy (with `Retry-After`), 408 a body that stalled, 404 unknown
 or expired job, 409 not finished yet.
 """
 
@@ -26,8 +26,9 @@ FIELD_HELP = {
     "strength": "image-to-image noise strength (0, 1]; needs image",
     "prompt": "text (models with a text prior only)",
     "regions": "'auto' or boxes 'x0,y0,x1,y1;...' in output pixels, one per person",
-    "width": "output width in pixels (default: the model's)",
-    "height": "output height in pixels (default: the model's)",
+    "width": "output width in pixels (default: what the model makes for this many people; "
+    "a model that declares its sizes refuses others: see `sizes` in /v1/models)",
+    "height": "output height in pixels (default: as for width)",
     "num_inference_steps": "denoising steps",
     "seed": "seed of the first image (image i uses seed + i); empty draws one",
     "num_images": f"images to make (1 to {limits.MAX_IMAGES_PER_CALL})",
@@ -130,7 +131,10 @@ def build_router(studio: Studio, jobs: JobQueue, budget: JobBudget | None = None
             },
         )
 
-    @router.get("/v1/models", summary="The model this server runs and its limits")
+    @router.get(
+        "/v1/models",
+        summary="The model this server runs and its limits, with the sizes it makes (`sizes`)",
+    )
     def get_models() -> dict:
         return {"models": [studio.describe(budget)]}
 

@@ -22,12 +22,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from facestudio.errors import FaceStudioError
 
 ProgressCallback = Callable[[int, int], None]
 """Called by a running job with (steps done, steps in all)."""
+
+CANCELLED = "the job was cancelled"
+UNEXPECTED_FAILURE = "the generation failed unexpectedly; the server log has the details"
+DELETED_WHILE_RUNNING = "the job was deleted while it ran"
 
 
 class JobStatus(StrEnum):
@@ -105,6 +109,33 @@ class JobOutcome:
 
 
 Runner = Callable[[Any, ProgressCallback], JobOutcome]
+
+
+def overran(max_run_s: float) -> JobStoppedError:
+    """The error that stops a job that has held its worker for `max_run_s`."""
+    return JobStoppedError(
+        f"the job ran over this server's limit of {max_run_s:.0f} s per job "
+        "and was stopped; ask for fewer steps, images or pixels"
+    )
+
+
+class JobStore(Protocol):
+    """What the API and the page ask of a job queue: `JobQueue` in one process, or
+    `facestudio.app.redis_queue.RedisJobQueue` shared by many processes and machines."""
+
+    retention_s: float
+
+    def submit(self, work: Any, size: int = 0) -> Job: ...
+
+    def get(self, job_id: str) -> Job | None: ...
+
+    def position(self, job_id: str) -> int | None: ...
+
+    def delete(self, job_id: str) -> bool: ...
+
+    def stats(self) -> dict: ...
+
+    def close(self) -> None: ...
 
 
 class JobQueue:
@@ -188,7 +219,7 @@ class JobQueue:
                 return False
             if job in self._waiting:
                 self._waiting.remove(job)
-                job.status, job.error = JobStatus.FAILED, "the job was cancelled"
+                job.status, job.error = JobStatus.FAILED, CANCELLED
                 job.finished = time.time()
                 self._condition.notify_all()  # anyone waiting on it learns it ended
                 job.work = None
@@ -286,7 +317,7 @@ class JobQueue:
         except FaceStudioError as exc:
             error = str(exc)
         except Exception as exc:
-            error = "the generation failed unexpectedly; the server log has the details"
+            error = UNEXPECTED_FAILURE
             if self._on_unexpected_error is not None:
                 self._on_unexpected_error(job, exc)
         with self._condition:
@@ -298,7 +329,7 @@ class JobQueue:
                 job.status = JobStatus.SUCCEEDED
                 self._forget_expired()
             else:
-                job.error = error or "the job was deleted while it ran"
+                job.error = error or DELETED_WHILE_RUNNING
                 job.status = JobStatus.FAILED
             self._condition.notify_all()
 
@@ -310,11 +341,8 @@ class JobQueue:
         def progress(done: int, total: int) -> None:
             job.steps_done, job.steps_total = done, total
             if job.stop_requested:
-                raise JobStoppedError("the job was cancelled")
+                raise JobStoppedError(CANCELLED)
             if time.monotonic() > deadline:
-                raise JobStoppedError(
-                    f"the job ran over this server's limit of {self.max_run_s:.0f} s per job "
-                    "and was stopped; ask for fewer steps, images or pixels"
-                )
+                raise overran(self.max_run_s)
 
         return progress

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,14 +21,17 @@ from facestudio import __version__
 from facestudio.app.api import build_router
 from facestudio.app.auth import TokenGuard
 from facestudio.app.budget import BodyBudget, BodyLimits, Refusal, Route
-from facestudio.app.config import ServeConfig
+from facestudio.app.config import ServeConfig, check_device
 from facestudio.app.cost import JobBudget
 from facestudio.app.forms import MalformedBodyError, PayloadTooLargeError, max_body_bytes
-from facestudio.app.jobs import Job, JobQueue, QueueFullError
+from facestudio.app.jobs import Job, JobQueue, JobStore, QueueFullError
 from facestudio.app.messages import one_line
 from facestudio.app.studio import Studio
 from facestudio.app.uploads import UploadFolder, UploadsFullError
 from facestudio.errors import FaceStudioError
+
+if TYPE_CHECKING:
+    from facestudio.app.redis_queue import RedisJobQueue
 
 logger = logging.getLogger("facestudio.server")
 
@@ -36,17 +40,24 @@ UPLOAD_ROUTE = "/gradio_api/upload"
 
 
 def create_app(config: ServeConfig, studio: Studio, ui: bool = True) -> FastAPI:
-    """The API under /v1 (docs at /docs), the page at /, guarded by the token if one is set."""
-    budget = JobBudget(config.max_job_s, studio.seconds_per_pixel_step)
-    jobs = JobQueue(
-        studio.run,
-        max_queued=config.queue_size,
-        retention_s=config.retention_s,
-        max_kept_bytes=config.max_kept_bytes,
-        on_unexpected_error=_log_failure,
-        max_run_s=budget.max_run_s,
-        max_waiting_bytes=config.max_waiting_bytes,
-    )
+    """The API under /v1 (docs at /docs), the page at /, guarded by the token if one is set.
+
+    With `config.redis_url`, jobs go to the shared queue in Redis (`studio` may then be
+    `Studio.described`, without weights) and `/v1/workers` lists the live workers; this waits
+    until a worker has measured the model's speed, which sets the job budget."""
+    if config.redis_url is not None:
+        jobs, budget = _shared_queue(config, studio)
+    else:
+        budget = JobBudget(config.max_job_s, studio.seconds_per_pixel_step)
+        jobs = JobQueue(
+            studio.run,
+            max_queued=config.queue_size,
+            retention_s=config.retention_s,
+            max_kept_bytes=config.max_kept_bytes,
+            on_unexpected_error=_log_failure,
+            max_run_s=budget.max_run_s,
+            max_waiting_bytes=config.max_waiting_bytes,
+        )
     uploads = (
         UploadFolder.create(config.max_upload_folder_bytes, config.upload_ttl_s) if ui else None
     )
@@ -80,6 +91,8 @@ def create_app(config: ServeConfig, studio: Studio, ui: bool = True) -> FastAPI:
     app.state.uploads = uploads
     _add_error_handlers(app)
     app.include_router(build_router(studio, jobs, budget))
+    if config.redis_url is not None:
+        _add_workers_route(app, jobs)
     if uploads is not None:
         _mount_page(app, studio, jobs, uploads, budget)
     routes = {"/v1/generations": Route(max_body_bytes)}
@@ -91,8 +104,32 @@ def create_app(config: ServeConfig, studio: Studio, ui: bool = True) -> FastAPI:
     return app
 
 
+def _shared_queue(config: ServeConfig, studio: Studio) -> tuple[RedisJobQueue, JobBudget]:
+    """The queue in Redis with this server's bounds, and the budget of the slowest worker."""
+    from facestudio.app.redis_queue import RedisJobQueue, wait_for_speed
+    from facestudio.app.redis_store import connect
+
+    store = connect(config.redis_url)
+    budget = JobBudget(config.max_job_s, wait_for_speed(store, studio.info.name))
+    jobs = RedisJobQueue(
+        store,
+        max_queued=config.queue_size,
+        retention_s=config.retention_s,
+        max_kept_bytes=config.max_kept_bytes,
+        max_run_s=budget.max_run_s,
+        max_waiting_bytes=config.max_waiting_bytes,
+    )
+    return jobs, budget
+
+
+def _add_workers_route(app: FastAPI, jobs: RedisJobQueue) -> None:
+    @app.get("/v1/workers", summary="The live workers (heartbeats) and the shared queue")
+    def workers() -> dict:
+        return {"workers": jobs.workers(), "queue": jobs.stats()}
+
+
 def _mount_page(
-    app: FastAPI, studio: Studio, jobs: JobQueue, uploads: UploadFolder, budget: JobBudget
+    app: FastAPI, studio: Studio, jobs: JobStore, uploads: UploadFolder, budget: JobBudget
 ) -> None:
     """The gradio page at /, keeping its uploads in `uploads` (gradio reads the folder from
     $GRADIO_TEMP_DIR when its components are built)."""
@@ -124,30 +161,24 @@ def _admit_upload(uploads: UploadFolder):
 
 
 def serve(config: ServeConfig) -> None:
-    """Check the settings, load the model, and serve until interrupted."""
+    """Check the settings, load the model (only its configs with a shared queue: workers run
+    the jobs), and serve until interrupted."""
     config.check()
-    _check_device(config.device)
     import uvicorn
 
-    studio = Studio.load(config.model, config.device)
+    if config.redis_url is not None:
+        studio = Studio.described(config.model)
+    else:
+        check_device(config.device)
+        studio = Studio.load(config.model, config.device)
     app = create_app(config, studio)
     where = f"http://{config.host}:{config.port}"
-    print(f"FaceStudio: model '{studio.info.name}' on {where} (API docs: {where}/docs)", flush=True)
+    queue = " (jobs in Redis, run by facestudio worker)" if config.redis_url else ""
+    print(
+        f"FaceStudio: model '{studio.info.name}' on {where}{queue} (API docs: {where}/docs)",
+        flush=True,
+    )
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
-
-
-def _check_device(device: str) -> None:
-    """A device this machine has, before the model loads onto it."""
-    import torch
-
-    kind = device.split(":")[0]
-    backend = getattr(torch, kind, None) if kind != "cpu" else None
-    if backend is not None and not backend.is_available():
-        raise FaceStudioError(f"--device {device}: this machine has no {kind}; use --device cpu")
-    if kind != "cpu" and ":" in device and int(device.split(":")[1]) >= backend.device_count():
-        raise FaceStudioError(
-            f"--device {device}: this machine has {backend.device_count()} {kind} device(s)"
-        )
 
 
 def _upload_limit() -> int:

@@ -36,7 +36,7 @@ from facestudio.errors import FaceStudioError
 from facestudio.faces.analyzer import FaceAnalyzer, FaceAnalyzerConfig, select_face
 from facestudio.faces.drawing import draw_faces
 from facestudio.images import load_image
-from facestudio.pipeline import limits
+from facestudio.pipeline import limits, sizes
 from facestudio.pipeline.inputs import prepare_request
 from facestudio.pipeline.model_info import ModelInfo, read_model_info, resolve_model
 from facestudio.pipeline.request import GenerationRequest, Upload
@@ -77,10 +77,14 @@ class Studio:
         self.pipeline = pipeline
         self._signing = signing or configured_signer()  # a bad key setting fails at start
         self.info = info or ModelInfo.from_pipeline(pipeline)
-        config = FaceAnalyzerConfig.from_dict({**pipeline.config.face_analysis, "cache_dir": None})
+        analysis = (
+            pipeline.config.face_analysis if pipeline is not None else self.info.face_analysis
+        )
+        config = FaceAnalyzerConfig.from_dict({**analysis, "cache_dir": None})
         self._analyzer_config = config
-        pipeline.set_face_analyzer(FaceAnalyzer(config))
-        pipeline.set_progress_bar_config(disable=True)
+        if pipeline is not None:
+            pipeline.set_face_analyzer(FaceAnalyzer(config))
+            pipeline.set_progress_bar_config(disable=True)
         self._preview_analyzer: FaceAnalyzer | None = None
         self._preview_lock = threading.Lock()
         self._ordinary = ThreadPoolExecutor(1, thread_name_prefix="facestudio-decode")
@@ -101,6 +105,18 @@ class Studio:
         transformers.utils.logging.disable_progress_bar()
         pipeline = FaceStudioPipeline.from_pretrained(path).to(device)
         return cls(pipeline, info)
+
+    @classmethod
+    def described(cls, model: str | None = None) -> Studio:
+        """The model as its config files describe it, without its weights: what a server that
+        only queues jobs for workers needs (checks, limits, face previews). It runs no job."""
+        info = read_model_info(model)
+        if info is None:
+            raise FaceStudioError(
+                f"model '{model}': a server without the model reads its configs from a folder; "
+                "give the folder the workers load (a copy of it is enough)"
+            )
+        return cls(None, info)
 
     # -- the front ends' questions ---------------------------------------------------------
 
@@ -157,7 +173,7 @@ class Studio:
             "text_prior": info.has_text_prior,
             "style_image": info.has_style_encoder,
             "native_size": info.native_side,
-            "max_side": info.max_side,
+            "sizes": sizes.describe(info),  # what it makes well, by number of people
             "size_multiple": info.vae_factor,
             "max_steps": info.max_steps,
             "max_images": limits.MAX_IMAGES_PER_CALL,
@@ -215,7 +231,7 @@ class Studio:
             name = f"facestudio-seed{metadata.get('seed')}.png"
             data = provenance_png(image, metadata, name, self._signing)
             results.append(JobResult(data, metadata))
-        return JobOutcome(results, prepared.warnings)
+        return JobOutcome(results, output.metadata[0]["warnings"])
 
 
 def _decode(upload: Upload) -> None:

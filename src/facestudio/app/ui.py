@@ -29,11 +29,20 @@ from facestudio.app.cost import JobBudget
 from facestudio.app.forms import upload_bytes
 from facestudio.app.jobs import Job, JobQueue, JobStatus
 from facestudio.app.messages import one_line
+from facestudio.app.region_preview import RegionPreview
 from facestudio.app.studio import Studio
 from facestudio.app.uploads import UploadFolder, UploadRefusedError
 from facestudio.errors import FaceStudioError
+from facestudio.fields import speak
 from facestudio.pipeline import limits
-from facestudio.pipeline.request import DEFAULT_STRENGTH, GenerationRequest, Upload
+from facestudio.pipeline.model_info import ModelInfo
+from facestudio.pipeline.request import (
+    DEFAULT_MIXED_ALPHA,
+    DEFAULT_STRENGTH,
+    GenerationRequest,
+    Upload,
+)
+from facestudio.pipeline.sizes import offered_sizes
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +53,30 @@ POLL_S = 0.25
 """How often the page's handler looks at its job's progress."""
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(GenerationRequest)}
+
+PAGE_NAMES = {
+    "people": "the person photos",
+    "style_image": "the Style image",
+    "image": "the Content image",
+    "strength": "Strength",
+    "prompt": "Prompt",
+    "alpha": "Style image against prompt (α)",
+    "regions": "Regions",
+    "width": "the Size's width",
+    "height": "the Size's height",
+    "num_inference_steps": "Steps",
+    "seed": "Seed",
+    "num_images": "Images",
+    "style_guidance_scale": "Style scale",
+    "face_guidance_scale": "Face scale",
+    "mix_weights": "Identity mixing",
+    "face_index": "Face index",
+}
+"""How the page's messages name the request fields that shared messages refer to: by the
+widgets that fill them (`facestudio.fields`)."""
+
+AUTO_SIZE = ""
+"""The size control's value for "the size the model makes for these people"."""
 
 CSS = """
 /* The page's own styles (given to gradio when it is mounted). */
@@ -57,7 +90,8 @@ CSS = """
 def build_ui(
     studio: Studio, jobs: JobQueue, uploads: UploadFolder, budget: JobBudget | None = None
 ) -> gr.Blocks:
-    """The page: inputs on the left; status, results and the faces found on the right."""
+    """The page: inputs on the left; status, results, the faces found and the person regions
+    on the right."""
     info = studio.info
     with _Page(
         title="FaceStudio",
@@ -65,8 +99,8 @@ def build_ui(
     ) as page:
         page.uploads = uploads
         gr.Markdown(
-            f"# FaceStudio\nModel **{html.escape(info.name)}** "
-            f"({info.native_side}×{info.native_side} px). Every image is labelled as "
+            f"# FaceStudio\nModel **{html.escape(info.name)}** ({_sizes_text(info)}). "
+            "Every image is labelled as "
             "AI-generated and carries its settings. Uploaded photos are deleted after "
             f"{uploads.ttl_s / 60:.0f} minutes; results after {jobs.retention_s / 60:.0f} "
             "minutes. HTTP API: [/docs](/docs)."
@@ -87,7 +121,15 @@ def build_ui(
                     interactive=False,
                 )
                 faces_note = gr.Markdown(elem_id="faces-note")
+                regions = gr.Image(
+                    label="Person regions (before generating)",
+                    type="pil",
+                    interactive=False,
+                    elem_id="regions-preview",
+                )
+                regions_note = gr.Markdown(elem_id="regions-note")
         inputs = set(widgets.values())
+        region_preview = RegionPreview(info)
 
         def on_generate(values: dict, progress=gr.Progress()):  # noqa: B008 (gradio's idiom)
             form = _fields(widgets, values, uploads)
@@ -96,9 +138,23 @@ def build_ui(
         def on_photos(values: dict):
             return _preview(studio, _fields(widgets, values, uploads))
 
+        def on_people(values: dict):
+            return size_control(info, _people_count(widgets, values))
+
+        def on_regions(values: dict):
+            return _regions(studio, region_preview, _fields(widgets, values, uploads))
+
         button.click(on_generate, inputs, [status, results], concurrency_limit=None)
         for name in _person_names():
             widgets[name].change(on_photos, inputs, [faces, faces_note])
+            widgets[name].change(on_people, inputs, widgets["size"])
+        widgets["mix"].change(on_people, inputs, widgets["size"])
+        layout_widgets = [*(widgets[n] for n in _person_names()), widgets["mix"], widgets["image"]]
+        layout_widgets += [widgets["style_image"]] if "style_image" in widgets else []
+        for widget in layout_widgets:
+            widget.change(on_regions, inputs, [regions, regions_note])
+        widgets["regions"].blur(on_regions, inputs, [regions, regions_note])
+        widgets["regions"].submit(on_regions, inputs, [regions, regions_note])
         widgets["face_index"].blur(on_photos, inputs, [faces, faces_note])
         widgets["face_index"].submit(on_photos, inputs, [faces, faces_note])
     return page
@@ -119,6 +175,18 @@ def _inputs(studio: Studio) -> dict[str, gr.components.Component]:
         widgets["image"] = _image_upload("Content image", "content-image")
         widgets["strength"] = gr.Slider(0.05, 1.0, DEFAULT_STRENGTH, step=0.05, label="Strength")
     widgets["prompt"] = gr.Textbox(label="Prompt", visible=info.has_text_prior, elem_id="prompt")
+    # α of hybrid guidance; it matters only with both a prompt and a style image (a prompt
+    # alone is α 0), so it is sent only then.
+    widgets["alpha"] = gr.Slider(
+        0.0,
+        1.0,
+        DEFAULT_MIXED_ALPHA,
+        step=0.05,
+        label="Style image against prompt (α: 1 = the style image only)",
+        visible=info.has_text_prior and info.has_style_encoder,
+        elem_id="alpha",
+    )
+    widgets["size"] = size_control(info, 1)
     widgets["regions"] = gr.Textbox(
         value="auto",
         label="Regions: auto, or one box per person x0,y0,x1,y1;...",
@@ -162,6 +230,35 @@ def _inputs(studio: Studio) -> dict[str, gr.components.Component]:
                 _DEFAULTS[name], label=label, minimum=0, maximum=limits.MAX_GUIDANCE_SCALE
             )
     return widgets
+
+
+def size_control(info: ModelInfo, people: int) -> gr.Dropdown:
+    """The size widget for `people` people: only the sizes the model makes for them (the
+    declared one alone, for a model that declares its sizes), the default first."""
+    offered = offered_sizes(info, people)
+    default = offered[0]
+    choices = [(f"{default[0]}×{default[1]} (follows the people)", AUTO_SIZE)]
+    choices += [(f"{w}×{h}", f"{w}x{h}") for w, h in offered[1:]]
+    return gr.Dropdown(
+        choices=choices,
+        value=AUTO_SIZE,
+        label="Size",
+        info=_sizes_text(info),
+        elem_id="size",
+    )
+
+
+def _sizes_text(info: ModelInfo) -> str:
+    """What sizes the model makes, in words."""
+    if info.sizes is None:
+        return f"{info.native_side}×{info.native_side} px by default"
+    return f"trained at {info.sizes.trained} px; {info.sizes.rule()}"
+
+
+def _people_count(widgets: dict, values: dict) -> int:
+    """People the form describes: those with photos, or one when they are blended."""
+    people = sum(1 for name in _person_names() if values[widgets[name]])
+    return 1 if values[widgets["mix"]] and people else people
 
 
 class _Page(gr.Blocks):
@@ -255,6 +352,8 @@ def _fields(
         )
         if key in value and value[key] is not None
     }
+    if value.get("size"):
+        fields["width"], fields["height"] = value["size"].split("x")
     if "image" in files:
         fields["strength"] = _text(value["strength"])
     if value.get("mix"):
@@ -262,6 +361,8 @@ def _fields(
         fields["mix_weights"] = ",".join(_text(w) for w in weights)
     if not fields.get("prompt"):
         fields.pop("prompt", None)
+    elif "style_image" in files and value.get("alpha") is not None:
+        fields["alpha"] = _text(value["alpha"])
     return fields, files
 
 
@@ -292,13 +393,18 @@ def _generate(studio: Studio, jobs: JobQueue, budget: JobBudget | None, form, pr
 
 
 def _error(message: str) -> str:
-    return f'<span class="error">Error: {html.escape(one_line(message))}</span>'
+    return f'<span class="error">Error: {html.escape(one_line(_in_page_words(message)))}</span>'
+
+
+def _in_page_words(message: str) -> str:
+    """A shared message with the fields it names written as the page's widgets."""
+    return speak(message, PAGE_NAMES)
 
 
 def _done(job: Job) -> str:
     count = len(job.results)
     lines = [f"Done: {count} image{'s' * (count != 1)}."]
-    lines += [f"Warning: {html.escape(w)}" for w in job.warnings]
+    lines += [f"Warning: {html.escape(_in_page_words(w))}" for w in job.warnings]
     return "  \n".join(lines)
 
 
@@ -329,8 +435,19 @@ def _preview(studio: Studio, form):
         return [], _error(str(exc))
     lines = [f"Person {photo.person + 1} · {photo.name}: {_faces_text(photo)}" for photo in found]
     gallery = [(photo.picture, line) for photo, line in zip(found, lines, strict=True)]
-    notes = lines + [f"Warning: {m}" for photo in found for m in photo.messages]
+    notes = lines + [f"Warning: {_in_page_words(m)}" for photo in found for m in photo.messages]
     return gallery, "  \n".join(html.escape(note) for note in notes)
+
+
+def _regions(studio: Studio, preview: RegionPreview, form):
+    """Where each person will go (`RegionPreview`), or the request's one-line error."""
+    try:
+        request = GenerationRequest.from_mapping(*form)
+        request.validate(studio.info)
+        shown = preview(request)
+    except FaceStudioError as exc:
+        return None, _error(str(exc))
+    return shown.picture, html.escape(shown.note)
 
 
 def _faces_text(photo) -> str:

@@ -5,9 +5,12 @@ style input (the image with the face masked out), the aligned face crop, the ide
 embedding and the person mask. Photos without a usable face are skipped and counted by reason.
 
 Items are split into shards of `shard_size` in a fixed order; process p of P prepares shards
-p, p + P, ... A shard is written to a temporary name and renamed when complete, together with
-its report, so an interrupted run resumes by skipping finished shards: those whose report is
-whole and whose tar holds the samples it reports (a damaged one is made again).
+p, p + P, ... (`facestudio.data.distribute` instead sends the photos to Ray workers and writes
+the shards here with `write_shard`). A shard is written to a temporary name and renamed when
+complete, together with its report, so an interrupted run resumes by skipping finished shards:
+those whose report is whole and whose tar holds the samples it reports (a damaged one is made
+again). A shard's bytes depend only on its photos' results, in order (members with mtime 0,
+no owner), so every way of running writes the same shards.
 
 The output folder is prepare's own (`outputs.check_own_folder`): new, empty, marked by prepare,
 or prepared before the mark existed (an index or shard report of this format). Files in any
@@ -17,12 +20,14 @@ other folder are never replaced.
 from __future__ import annotations
 
 import json
+import sys
 import tarfile
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import cv2
 import numpy as np
@@ -43,12 +48,14 @@ from facestudio.faces.analyzer import FaceAnalyzer
 from facestudio.faces.regions import mask_faces, person_region, region_masks
 from facestudio.faces.types import Face
 from facestudio.files import NotAFile, read_own_file
-from facestudio.images import load_image
+from facestudio.images import ImageLoadConfig, load_image
 from facestudio.outputs import check_own_folder, mark_folder, staged_output, write_bytes_atomic
 
 SKIP_REASONS = ("unreadable", "no_face", "face_too_small")
 PREPARE = "prepare"  # the kind of folder, in its mark
 _OWN_FILE_LIMIT = 64 * 2**20  # a shard report or index is far smaller
+_LOG_REFRESH_S = 30.0  # how often the progress bar writes a line when stderr is not a terminal
+T = TypeVar("T")
 
 PORTRAIT_FACE_FRACTION = 0.5
 """How wide the face's ArcFace square is in a training portrait (face, hair and neck): the
@@ -156,6 +163,48 @@ def _shard_done(out: Path, shard: int) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class ShardPlan:
+    """Which photos go into which shard, and which of this process's shards are still to do."""
+
+    items: list[SourceItem]
+    shards: list[list[SourceItem]]
+    mine: list[int]
+    todo: list[int]
+
+    def photos_to_do(self) -> int:
+        return sum(len(self.shards[k]) for k in self.todo)
+
+    def counts(self, seconds: float) -> dict:
+        """What a run did, as `prepare` returns it."""
+        return {
+            "items": len(self.items),
+            "shards": len(self.shards),
+            "shards_done_before": len(self.mine) - len(self.todo),
+            "shards_prepared": len(self.todo),
+            "images_processed": self.photos_to_do(),
+            "seconds": seconds,
+        }
+
+
+def plan_shards(
+    sources: list[str],
+    out: Path,
+    config: PrepareConfig,
+    process_index: int = 0,
+    num_processes: int = 1,
+) -> ShardPlan:
+    """Split the sorted photos into shards of `config.shard_size`; process p of P owns shards
+    p, p + P, ...; those already finished in `out` are not to do."""
+    items = list_items(sources)
+    if not items:
+        raise FaceStudioError(f"no images found in {', '.join(sources)}")
+    size = config.shard_size
+    shards = [items[i : i + size] for i in range(0, len(items), size)]
+    mine = [k for k in range(len(shards)) if k % num_processes == process_index]
+    return ShardPlan(items, shards, mine, [k for k in mine if not _shard_done(out, k)])
+
+
 def prepare(
     sources: list[str],
     out: str | Path,
@@ -168,34 +217,57 @@ def prepare(
     """Prepare this process's shards; returns counts of this process's work."""
     config = check_dataclass(config or PrepareConfig(), "the prepare settings")
     out = check_prepare_folder(out, sources)
-    items = list_items(sources)
-    if not items:
-        raise FaceStudioError(f"no images found in {', '.join(sources)}")
-    shards = [items[i : i + config.shard_size] for i in range(0, len(items), config.shard_size)]
-    mine = [k for k in range(len(shards)) if k % num_processes == process_index]
-    todo = [k for k in mine if not _shard_done(out, k)]
+    plan = plan_shards(sources, out, config, process_index, num_processes)
     mark_folder(out, PREPARE)  # the first write (every process may: it is idempotent)
-    bar = tqdm(
-        total=sum(len(shards[k]) for k in todo),
-        desc=f"prepare[{process_index}]",
-        unit="image",
-        disable=not progress or None,
-    )
     start = time.perf_counter()
-    processed = 0
-    for k in todo:
-        report = _prepare_shard(k, shards[k], k * config.shard_size, out, analyzer, config, bar)
-        processed += len(shards[k])
-        write_bytes_atomic(out / f"{shard_name(k)}.json", json.dumps(asdict(report)).encode())
-    bar.close()
-    return {
-        "items": len(items),
-        "shards": len(shards),
-        "shards_done_before": len(mine) - len(todo),
-        "shards_prepared": len(todo),
-        "images_processed": processed,
-        "seconds": time.perf_counter() - start,
-    }
+    with progress_bar(plan.photos_to_do(), f"prepare[{process_index}]", progress) as bar:
+        for k in plan.todo:
+            results = (prepare_sample(item, analyzer, config) for item in plan.shards[k])
+            write_shard(out, k, k * config.shard_size, _counted(results, bar))
+    return plan.counts(time.perf_counter() - start)
+
+
+def progress_bar(total: int, description: str, enabled: bool = True) -> tqdm:
+    """A bar over photos on stderr, shown in logs too (a terminal refreshes it often, a log
+    file gets a line every `_LOG_REFRESH_S`); its final line gives the count."""
+    terminal = sys.stderr.isatty()
+    return tqdm(
+        total=total,
+        desc=description,
+        unit="image",
+        file=sys.stderr,
+        disable=not enabled,
+        mininterval=0.1 if terminal else _LOG_REFRESH_S,
+    )
+
+
+def _counted(results: Iterable[T], bar: tqdm) -> Iterator[T]:
+    for result in results:
+        yield result
+        bar.update()
+
+
+def write_shard(
+    out: Path, shard: int, first_index: int, results: Iterable[dict[str, bytes] | str]
+) -> ShardReport:
+    """Write shard `shard` from its photos' results in order (a sample's members, or the reason
+    it is skipped), then its report: the tar's bytes depend on nothing else."""
+    skipped: Counter = Counter()
+    kept = 0
+    temporary = out / f".{shard_name(shard)}.tar.tmp"
+    with (
+        staged_output(out / f"{shard_name(shard)}.tar", temporary),
+        tarfile.open(temporary, "w") as archive,
+    ):
+        for offset, sample in enumerate(results):
+            if isinstance(sample, str):
+                skipped[sample] += 1
+                continue
+            samples.add_sample(archive, samples.sample_key(first_index + offset), sample)
+            kept += 1
+    report = ShardReport(shard, kept, dict(skipped))
+    write_bytes_atomic(out / f"{shard_name(shard)}.json", json.dumps(asdict(report)).encode())
+    return report
 
 
 def write_index(out: str | Path, config: PrepareConfig, analyzer: FaceAnalyzer) -> dict:
@@ -234,31 +306,29 @@ def write_index(out: str | Path, config: PrepareConfig, analyzer: FaceAnalyzer) 
     return index
 
 
-def _prepare_shard(shard, items, first_index, out, analyzer, config, bar) -> ShardReport:
-    skipped: Counter = Counter()
-    kept = 0
-    temporary = out / f".{shard_name(shard)}.tar.tmp"
-    with (
-        staged_output(out / f"{shard_name(shard)}.tar", temporary),
-        tarfile.open(temporary, "w") as archive,
-    ):
-        for offset, item in enumerate(items):
-            sample = prepare_sample(item, analyzer, config)
-            bar.update()
-            if isinstance(sample, str):
-                skipped[sample] += 1
-                continue
-            samples.add_sample(archive, samples.sample_key(first_index + offset), sample)
-            kept += 1
-    return ShardReport(shard, kept, dict(skipped))
-
-
 def prepare_sample(
     item: SourceItem, analyzer: FaceAnalyzer, config: PrepareConfig
 ) -> dict[str, bytes] | str:
     """The members of one sample (`samples.encode_sample`), or the reason it is skipped."""
+    return sample_from_photo(item, read_photo(item, analyzer.config.image), analyzer, config)
+
+
+def read_photo(item: SourceItem, image: ImageLoadConfig) -> bytes | None:
+    """The photo's bytes, or None when it cannot be read (it is then skipped as unreadable)."""
     try:
-        image = load_image(item.read(analyzer.config.image), analyzer.config.image, name=item.key)
+        return item.read(image)
+    except (ImageLoadError, OSError):
+        return None
+
+
+def sample_from_photo(
+    item: SourceItem, data: bytes | None, analyzer: FaceAnalyzer, config: PrepareConfig
+) -> dict[str, bytes] | str:
+    """`prepare_sample` from the photo's bytes (`read_photo`), wherever they were read."""
+    if data is None:
+        return "unreadable"
+    try:
+        image = load_image(data, analyzer.config.image, name=item.key)
     except (ImageLoadError, OSError):
         return "unreadable"
     faces = analyzer.analyze(image).faces  # cached by content, as is the embedding below

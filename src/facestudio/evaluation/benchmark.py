@@ -114,6 +114,7 @@ def _check_cases(definition: BenchmarkDefinition, source: str) -> None:
                 f"identity {quote(identity.name)} in {source} needs at least one condition and "
                 "one reference photo"
             )
+    _check_seeds(definition, source)
     for case in definition.multi_person:
         missing = [p for p in case.people if p not in names]
         if missing or not case.people:
@@ -122,6 +123,23 @@ def _check_cases(definition: BenchmarkDefinition, source: str) -> None:
                 + (f"unknown identity {quote(missing[0])}" if missing else "nobody")
                 + "; name identities of the benchmark"
             )
+
+
+def _check_seeds(definition: BenchmarkDefinition, source: str) -> None:
+    """Image i of a case uses seed + i, so each seed covers `images_per_case` consecutive seeds:
+    two seeds whose ranges meet would generate, and count, the same images twice."""
+    count = definition.images_per_case
+    taken: dict[int, int] = {}
+    for seed in definition.seeds:
+        for image_seed in range(seed, seed + count):
+            if image_seed in taken:
+                raise FaceStudioError(
+                    f"seeds {taken[image_seed]} and {seed} in {source} both generate seed "
+                    f"{image_seed} (image i of a case uses seed + i, images_per_case = {count}); "
+                    f"give seeds at least {count} apart, e.g. "
+                    f"{[i * count for i in range(len(definition.seeds))]}"
+                )
+            taken[image_seed] = seed
 
 
 def photos(definition: BenchmarkDefinition) -> list[str]:

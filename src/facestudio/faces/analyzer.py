@@ -21,6 +21,7 @@ from facestudio.faces.backends import (
 )
 from facestudio.faces.cache import FaceCache, content_digest
 from facestudio.faces.types import Comparison, Face, FaceIdentity, ImageFaces, MultiShotIdentity
+from facestudio.fields import field_ref
 from facestudio.images import ImageLoadConfig, image_to_rgb_array, load_image, read_image_file
 
 ImageSource = str | os.PathLike | np.ndarray | Image.Image
@@ -207,7 +208,7 @@ def select_face(found: ImageFaces, face_index: int | None) -> tuple[int, Face, l
         warnings.append(
             f"'{found.source}' has {count} faces; using face 0, the largest "
             f"({face.width:.0f}×{face.height:.0f} px at x={face.box[0]:.0f}, y={face.box[1]:.0f}); "
-            "choose another with --face-index N"
+            f"choose another with {field_ref('face_index')}"
         )
     return 0, found.faces[0], warnings
 

@@ -20,6 +20,7 @@ from facestudio.interfaces import (
     prepare_command,
     serve_command,
     train_command,
+    worker_command,
 )
 
 EXIT_OK = 0
@@ -34,6 +35,7 @@ _COMMANDS = (
     eval_command,
     cache_command,
     serve_command,
+    worker_command,
     inspect_command,
 )
 

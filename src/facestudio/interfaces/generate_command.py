@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 from pathlib import Path
 
 from facestudio.errors import FaceStudioError
+from facestudio.fields import speak
 from facestudio.interfaces.example_photo import EXAMPLE_NAME, example_photo
 from facestudio.outputs import check_output_paths, write_outputs_atomic
 from facestudio.pipeline import limits
@@ -19,6 +21,29 @@ from facestudio.pipeline.model_info import (
 )
 from facestudio.pipeline.request import GenerationRequest, Upload, parse_regions
 from facestudio.provenance.save import provenance_png
+
+CLI_NAMES = {
+    "people": "--face PHOTO / --person PHOTO",
+    "style_image": "--style IMAGE",
+    "image": "--image IMAGE",
+    "strength": "--strength",
+    "prompt": "--prompt",
+    "regions": "--regions",
+    "width": "--width",
+    "height": "--height",
+    "num_inference_steps": "--steps",
+    "seed": "--seed",
+    "num_images": "--num",
+    "style_guidance_scale": "--style-scale",
+    "face_guidance_scale": "--face-scale",
+    "alpha": "--alpha",
+    "mix_weights": "--mix",
+    "face_index": "--face-index N",
+    "background": "--background",
+    "auto_crop": "--no-auto-crop",
+}
+"""The request's fields as this command's options: how its messages name them
+(`facestudio.fields`)."""
 
 
 def add_parser(subparsers) -> None:
@@ -95,7 +120,9 @@ def add_parser(subparsers) -> None:
         "OUT-1.png, … (each printed with its seed)",
     )
     size_help = (
-        "output {} in pixels (default: the model's; a multiple of its factor, at most "
+        "output {} in pixels (default: what the model declares for this many people, such as "
+        "one trained-size portrait per person side by side for the bundled model, which makes "
+        "no other size; a model without that declaration takes a multiple of its factor, at most "
         f"{limits.MAX_NATIVE_MULTIPLE}× its native size and {limits.MAX_SIDE})"
     )
     parser.add_argument("--height", type=int, help=size_help.format("height"))
@@ -174,6 +201,24 @@ def build_request(args: argparse.Namespace) -> GenerationRequest:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Generate, with every message in this command's words (its options, not field names)."""
+    try:
+        return generate(args)
+    except FaceStudioError as exc:
+        raise in_cli_words(exc) from None
+
+
+def in_cli_words(error: FaceStudioError) -> FaceStudioError:
+    """`error` (of the same class) with the request fields it names written as options."""
+    spoken = speak(str(error), CLI_NAMES)
+    if spoken == str(error):
+        return error
+    rewritten = copy.copy(error)
+    rewritten.args = (spoken,)
+    return rewritten
+
+
+def generate(args: argparse.Namespace) -> int:
     # 1. Everything cheap, before the first side effect: arguments, limits, outputs, model configs.
     request = build_request(args)
     model = resolve_model(args.model)
@@ -201,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
         pipeline.set_face_analyzer(analyzer)
     result = pipeline(request=request, prepared=prepared)
     for warning in result.metadata[0]["warnings"]:
-        print(f"facestudio: warning: {warning}", file=sys.stderr)
+        print(f"facestudio: warning: {speak(warning, CLI_NAMES)}", file=sys.stderr)
     encoded = [
         provenance_png(image, metadata, path.name)
         for image, metadata, path in zip(result.images, result.metadata, paths, strict=True)

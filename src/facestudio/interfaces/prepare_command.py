@@ -1,7 +1,8 @@
 """`facestudio prepare`: photos -> reconstruction training samples (WebDataset shards + index).
 
-Runs in parallel under `accelerate launch`: each process prepares its share of the shards and
-the main process writes the index when all are done.
+Runs in parallel under `accelerate launch` (each process prepares its share of the shards and
+the main process writes the index when all are done) or, with `--ray`, on a Ray cluster's
+workers (`facestudio.data.distribute`); both write the same shards as one process.
 """
 
 from __future__ import annotations
@@ -9,8 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from typing import TYPE_CHECKING
 
+from facestudio.errors import FaceStudioError
 from facestudio.interfaces.face_options import add_face_backend_arguments, analyzer_config_from_args
+
+if TYPE_CHECKING:
+    from facestudio.data.distribute import RayConfig
 
 
 def add_parser(subparsers) -> None:
@@ -44,6 +50,21 @@ def add_parser(subparsers) -> None:
         "--keep-faceless", action="store_true", help="keep photos without a face (zero identity)"
     )
     add_face_backend_arguments(parser)
+    cluster = parser.add_argument_group("on a Ray cluster (needs facestudio[cluster])")
+    cluster.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="analyse the photos on a Ray cluster: auto (the cluster `ray start` made this "
+        "machine part of), ray://HOST:10001, or local (a new one on this machine); the shards "
+        "are the same as without it",
+    )
+    cluster.add_argument(
+        "--ray-gpus",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="GPUs each Ray task reserves (e.g. 0.25 with --backend torch); default 0: CPUs only",
+    )
     parser.set_defaults(run=run)
 
 
@@ -64,19 +85,25 @@ def run(args: argparse.Namespace) -> int:
         ),
         "the command line",
     )
+    cluster = _ray_config(args)
     check_prepare_folder(args.out, args.sources)  # prepare's own folder, not a source
     list_items(args.sources)
     analyzer = FaceAnalyzer(analyzer_config_from_args(args))
-    state = _distributed_state()
+    state = None if cluster else _distributed_state()
     start = time.perf_counter()
-    counts = prepare(
-        args.sources,
-        args.out,
-        analyzer,
-        config,
-        process_index=state.process_index if state else 0,
-        num_processes=state.num_processes if state else 1,
-    )
+    if cluster:
+        from facestudio.data.distribute import prepare_on_ray
+
+        counts = prepare_on_ray(args.sources, args.out, analyzer.config, config, cluster)
+    else:
+        counts = prepare(
+            args.sources,
+            args.out,
+            analyzer,
+            config,
+            process_index=state.process_index if state else 0,
+            num_processes=state.num_processes if state else 1,
+        )
     if state:
         state.wait_for_everyone()
     if state is None or state.is_main_process:
@@ -88,6 +115,26 @@ def run(args: argparse.Namespace) -> int:
             f"already done; {counts['images_processed']} image(s) processed in {time.perf_counter() - start:.1f} s"
         )
     return 0
+
+
+def _ray_config(args: argparse.Namespace) -> RayConfig | None:
+    """The Ray settings of `--ray`, checked (Ray installed, not also under accelerate), or None."""
+    if args.ray is None:
+        if args.ray_gpus:
+            raise FaceStudioError("--ray-gpus needs --ray ADDRESS; add it or drop --ray-gpus")
+        return None
+    from facestudio.configuration import check_dataclass
+    from facestudio.data.distribute import RayConfig, import_ray
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise FaceStudioError(
+            "--ray spreads the work itself; run it as one process, not under accelerate launch"
+        )
+    cluster = check_dataclass(
+        RayConfig(address=args.ray, gpus_per_task=args.ray_gpus), "the command line"
+    )
+    import_ray()
+    return cluster
 
 
 def _distributed_state():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facestudio.app.config import ServeConfig, token_from_environment
+from facestudio.app.config import ServeConfig, redis_url_from, token_from_environment
 from facestudio.errors import FaceStudioError
 
 DEFAULTS = ServeConfig()
@@ -54,6 +54,16 @@ def add_parser(subparsers) -> None:
         "%(default)s)",
     )
     parser.add_argument("--device", default=DEFAULTS.device, help="torch device, e.g. cpu or cuda")
+    parser.add_argument(
+        "--redis",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="queue jobs in Redis for `facestudio worker` processes instead of running them "
+        "here (no model is loaded; only --model's configs are read); --redis alone reads the "
+        "URL from $FACESTUDIO_REDIS_URL, where one with a password belongs (needs: pip "
+        "install 'facestudio[cluster]')",
+    )
     parser.set_defaults(run=run)
 
 
@@ -67,13 +77,19 @@ def run(args: argparse.Namespace) -> int:
         retention_s=args.retention,
         device=args.device,
         max_job_s=args.max_job_seconds,
+        redis_url=redis_url_from(args.redis) if args.redis is not None else None,
     )
     config.check()  # before the imports and the model load: a refusal costs milliseconds
     try:
         from facestudio.app.server import serve
+
+        if config.redis_url is not None:
+            import redis  # noqa: F401
     except ImportError as exc:
+        extra = "cluster" if exc.name == "redis" else "app"
         raise FaceStudioError(
-            f"the server needs the app extra ({exc.name} is missing): pip install 'facestudio[app]'"
+            f"the server needs the {extra} extra ({exc.name} is missing): "
+            f"pip install 'facestudio[{extra}]'"
         ) from None
     serve(config)
     return 0

@@ -47,8 +47,8 @@ def run_train(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     result = train(config, cpu=True if args.cpu else None, restart=args.restart)
     print(
-        f"trained to step {result.step} in {result.seconds:.0f} s; loss {result.first_loss:.4f} -> "
-        f"{result.final_loss:.4f}; latest checkpoint {result.checkpoint}"
+        f"trained to step {result.step} in {result.seconds:.0f} s; {result.losses.describe()}; "
+        f"latest checkpoint {result.checkpoint}"
     )
     return 0
 

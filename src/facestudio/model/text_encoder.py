@@ -115,4 +115,5 @@ def unknown_words(prompt: str, tokenizer) -> list[str]:
     pre = tokenizer.backend_tokenizer.pre_tokenizer
     normalised = tokenizer.backend_tokenizer.normalizer.normalize_str(prompt)
     words = [w for w, _ in pre.pre_tokenize_str(normalised)]
+    words = [w for w in words if any(c.isalnum() for c in w)]  # not punctuation marks
     return [w for w in words if tokenizer.convert_tokens_to_ids(w) == UNK_ID]

@@ -16,10 +16,11 @@ MAX_PIXELS = MAX_SIDE * MAX_SIDE
 """Largest width × height (4.2 MP): with MAX_SIDE, this bounds a latent's memory."""
 
 MAX_NATIVE_MULTIPLE = 4
-"""A side may be at most this many times the model's native side (its `sample_size` × the
-autoencoder's factor). Models generalise poorly past ~2× their training size, and 4× per side
-already means 256× the attention cost at the finest attention level: a 64-px model can make
-256-px images, a 512-px one 2048-px images."""
+"""For a model that does not declare its sizes (`facestudio.pipeline.sizes`), a side may be at
+most this many times its native side (its `sample_size` × the autoencoder's factor). Models
+generalise poorly past ~2× their training size, and 4× per side already means 256× the
+attention cost at the finest attention level: a 512-px model can make 2048-px images. A model
+that declares its sizes makes only those."""
 
 MAX_IMAGES_PER_CALL = 16
 """Images per call (`num_images_per_prompt`). The U-Net runs up to three guidance terms per

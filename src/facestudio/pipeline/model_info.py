@@ -19,6 +19,7 @@ from pathlib import Path
 from facestudio import BUNDLED_MODEL
 from facestudio.errors import FaceStudioError, ModelLoadError
 from facestudio.pipeline import limits
+from facestudio.pipeline.sizes import SizePolicy
 from facestudio.structured_files import quote, read_structured_file
 
 BUNDLED_NAME = "bundled"
@@ -82,6 +83,7 @@ class ModelInfo:
     prior_num_train_timesteps: int | None = None
     style_faces: str = "keep"
     face_analysis: dict = field(default_factory=dict)
+    sizes: SizePolicy | None = None  # the sizes it declares it makes well (`sizes` module)
 
     @property
     def native_side(self) -> int:
@@ -114,6 +116,7 @@ class ModelInfo:
 
         unet = component("unet") or _missing(folder, "unet")
         vae = component("vae") or _missing(folder, "vae")
+        vae_factor = 2 ** (len(_list(vae, "block_out_channels", folder, "vae")) - 1)
         scheduler = component("scheduler", "scheduler_config.json") or _missing(folder, "scheduler")
         guidance = component("guidance") or _missing(folder, "guidance")
         prior_scheduler = component("prior_scheduler", "scheduler_config.json")
@@ -123,7 +126,7 @@ class ModelInfo:
             has_text_prior=has_prior,
             has_style_encoder=component_named(index, "style_encoder"),
             sample_size=_int(unet, "sample_size", folder, "unet"),
-            vae_factor=2 ** (len(_list(vae, "block_out_channels", folder, "vae")) - 1),
+            vae_factor=vae_factor,
             in_channels=_int(unet, "in_channels", folder, "unet"),
             num_train_timesteps=_int(scheduler, "num_train_timesteps", folder, "scheduler"),
             face_dim=_int(guidance, "face_dim", folder, "guidance"),
@@ -135,6 +138,9 @@ class ModelInfo:
             ),
             style_faces=str(index.get("style_faces", "keep")),
             face_analysis=dict(index.get("face_analysis") or {}),
+            sizes=SizePolicy.from_config(
+                index.get("sizes"), vae_factor, f"{folder}/model_index.json"
+            ),
         )
         _check_sizes(info, unet, vae, folder)
         return info
@@ -163,6 +169,9 @@ class ModelInfo:
             ),
             style_faces=str(pipeline.config.style_faces),
             face_analysis=dict(pipeline.config.face_analysis),
+            sizes=SizePolicy.from_config(
+                pipeline.config.get("sizes"), int(pipeline.vae_scale_factor), "the pipeline"
+            ),
         )
 
 

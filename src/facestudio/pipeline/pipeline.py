@@ -19,6 +19,7 @@ from PIL import Image
 
 from facestudio.errors import FaceStudioError, ModelLoadError
 from facestudio.faces.analyzer import FaceAnalyzer, FaceAnalyzerConfig
+from facestudio.fields import field_ref
 from facestudio.model import latent_space
 from facestudio.model.hybrid_guidance import HybridGuidance
 from facestudio.model.multi_identity_attention import (
@@ -28,6 +29,7 @@ from facestudio.model.multi_identity_attention import (
     unet_levels,
 )
 from facestudio.model.style_encoder import StyleEncoder
+from facestudio.model.text_encoder import WordVectorEncoder, unknown_words
 from facestudio.model.text_prior import prompt_embeddings
 from facestudio.model.tiny_autoencoder import TinyAutoencoder
 from facestudio.pipeline.generic_loading import class_name_of, write_generic_loader
@@ -35,11 +37,15 @@ from facestudio.pipeline.identities import Person
 from facestudio.pipeline.inputs import PreparedRequest, prepare_request
 from facestudio.pipeline.model_info import PICKLE_SUFFIXES, ModelInfo, resolve_model
 from facestudio.pipeline.request import GenerationRequest, ImageInput
+from facestudio.pipeline.sizes import SizePolicy
 from facestudio.provenance import watermark
 from facestudio.provenance.metadata import image_metadata, label_image
+from facestudio.structured_files import quote
 
 STYLE_FACES = ("keep", "mask")
 OUTPUT_TYPES = ("pil", "np", "latent")
+MAX_WORDS_SHOWN = 10
+"""Unknown prompt words a warning names; the rest are counted."""
 
 
 @dataclass
@@ -96,6 +102,7 @@ class FaceStudioPipeline(DiffusionPipeline):
         prior_scheduler=None,
         face_analysis: dict | None = None,
         style_faces: str = "keep",
+        sizes: dict | None = None,
     ) -> None:
         super().__init__()
         self.register_modules(
@@ -113,10 +120,13 @@ class FaceStudioPipeline(DiffusionPipeline):
             raise ModelLoadError(
                 f"style_faces must be one of {', '.join(STYLE_FACES)}, got '{style_faces}'"
             )
-        self.register_to_config(
-            face_analysis=face_analysis or FaceAnalyzerConfig().to_dict(), style_faces=style_faces
-        )
         self.vae_scale_factor = latent_space.scale_factor(vae)
+        policy = SizePolicy.from_config(sizes, self.vae_scale_factor, "sizes")  # fails here
+        self.register_to_config(
+            face_analysis=face_analysis or FaceAnalyzerConfig().to_dict(),
+            style_faces=style_faces,
+            sizes=policy.to_config() if policy is not None else None,
+        )
         self._face_analyzer: FaceAnalyzer | None = None
         # Once, here: each call passes its routing in `cross_attention_kwargs`.
         install_identity_routing(unet)
@@ -252,6 +262,9 @@ class FaceStudioPipeline(DiffusionPipeline):
                 `strength` (0–1], default 0.8; `strength` without `image` is an error.
             regions: "auto"/None (people found in `image` or `style_image`, else an even
                 split), boxes (x0, y0, x1, y1) in output pixels, or masks (N, H, W).
+            height, width: default the size the model declares for this many people (the
+                bundled model: one 64×64 portrait per person, side by side); a model that
+                declares its sizes refuses any other (`facestudio.pipeline.sizes`).
             alpha: weight of the image branch against the text branch (`e_g = α·e_i +
                 (1−α)·e_p`); default 1 without a prompt, 0 with a prompt only, 0.5 with both.
             mix_weights: blend all people into one identity with these weights (β).
@@ -394,7 +407,7 @@ class FaceStudioPipeline(DiffusionPipeline):
             "regions": layout.describe() if layout else None,
             "style_crop": prepared.framing.describe() if prepared.framing else None,
             "watermark": watermark.method_for(width, height) if output_type != "latent" else None,
-            "warnings": prepared.warnings,
+            "warnings": [*prepared.warnings, *self._prompt_warnings(prompt, alpha)],
             "model": info.name,
         }
         metadata = [image_metadata(settings, s, i) for i, s in enumerate(seeds)]
@@ -403,6 +416,21 @@ class FaceStudioPipeline(DiffusionPipeline):
         if not return_dict:
             return images, metadata
         return FaceStudioPipelineOutput(images=images, metadata=metadata)
+
+    def _prompt_warnings(self, prompt: str | None, alpha: float) -> list[str]:
+        """Words of `prompt` that a word-vector text encoder does not know: they change nothing,
+        so the user is told which (a CLIP tokenizer splits any word, and knows them all)."""
+        if prompt is None or alpha >= 1.0 or not isinstance(self.text_encoder, WordVectorEncoder):
+            return []
+        unknown = list(dict.fromkeys(unknown_words(prompt, self.tokenizer)))
+        if not unknown:
+            return []
+        shown = ", ".join(quote(word, 40) for word in unknown[:MAX_WORDS_SHOWN])
+        more = f" and {len(unknown) - MAX_WORDS_SHOWN} more" if len(unknown) > MAX_WORDS_SHOWN else ""
+        return [
+            f"{len(unknown)} word(s) of {field_ref('prompt')} are not in the model's vocabulary "
+            f"and are ignored: {shown}{more}; say it with other words"
+        ]
 
     def _check_arguments(
         self,

@@ -20,15 +20,17 @@ import numpy as np
 from PIL import Image
 
 from facestudio.errors import FaceStudioError
+from facestudio.fields import field_ref
 from facestudio.pipeline import limits
 from facestudio.pipeline.model_info import ModelInfo
+from facestudio.pipeline.sizes import check_size, output_size
 
 DEFAULT_STRENGTH = 0.8
 """Image-to-image noise strength when a content image is given without one."""
+DEFAULT_MIXED_ALPHA = 0.5
+"""α with both a prompt and a style image and none given: the two branches weigh the same."""
 
 BACKGROUNDS = ("random", "all")
-MIN_SIDE = 16
-"""Smallest width or height in pixels: a face needs at least this much room."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,9 @@ class GenerationRequest:
     `image` + `strength`: image-to-image from a content image (`strength` needs `image`).
     `regions`: "auto" (people found in the content or style image, else an even split), boxes
     (x0, y0, x1, y1) in output pixels (or the string "x0,y0,x1,y1;..."), or masks (N, H, W).
-    `width`/`height`: default the model's native size. `seed`: image i uses seed + i; None
+    `width`/`height`: default the size the model declares for this many people (one trained-size
+    tile per person for a portrait model), else its native size; see
+    `facestudio.pipeline.sizes`. `seed`: image i uses seed + i; None
     draws one. `auto_crop`: when several people are placed automatically from the style image,
     crop it around its faces to the output's shape first (see `facestudio.pipeline.framing`).
     """
@@ -104,7 +108,7 @@ class GenerationRequest:
             return float(self.alpha)
         if self.prompt is None:
             return 1.0
-        return 0.0 if self.style_image is None else 0.5
+        return 0.0 if self.style_image is None else DEFAULT_MIXED_ALPHA
 
     @property
     def uses_text(self) -> bool:
@@ -115,9 +119,9 @@ class GenerationRequest:
         return 1 if self.mix_weights is not None and self.people else len(self.people)
 
     def size(self, info: ModelInfo | None) -> tuple[int | None, int | None]:
-        """(width, height): as given, else the model's native size (None if not known yet)."""
-        native = info.native_side if info is not None else None
-        return (self.width or native, self.height or native)
+        """(width, height): as given, else what the model makes for these people (None if not
+        known yet); the rule is `facestudio.pipeline.sizes.output_size`."""
+        return output_size(self.width, self.height, self.people_after_mixing, info)
 
     def boxes(self) -> list[list[float]] | None:
         """The regions as boxes, when they are boxes; None for "auto" or masks."""
@@ -186,7 +190,7 @@ class GenerationRequest:
             if self.image is None:
                 raise FaceStudioError(
                     "strength was given without a content image; add the image to start from "
-                    "(--image IMAGE) or drop the strength"
+                    f"({field_ref('image')}) or drop {field_ref('strength')}"
                 )
             if not _is_number(self.strength) or not 0.0 < self.strength <= 1.0:
                 raise FaceStudioError(f"strength must be in (0, 1], got {self.strength}")
@@ -205,7 +209,7 @@ class GenerationRequest:
             if info is not None and not info.has_text_prior:
                 raise FaceStudioError(
                     f"model '{info.name}' has no text prior, so it cannot follow a prompt; give "
-                    "a style image instead (--style IMAGE) or a model with text"
+                    f"a style image instead ({field_ref('style_image')}) or a model with text"
                 )
         if self.alpha is not None:
             if not _is_number(self.alpha) or not 0.0 <= self.alpha <= 1.0:
@@ -220,36 +224,7 @@ class GenerationRequest:
             _check_steps(self.prior_num_inference_steps, "prior steps", top, minimum=2)
 
     def _check_size(self, info: ModelInfo | None) -> None:
-        factor = info.vae_factor if info is not None else 1
-        top = info.max_side if info is not None else limits.MAX_SIDE
-        for name, value in (("width", self.width), ("height", self.height)):
-            if value is None:
-                continue
-            if not _is_int(value) or value < MIN_SIDE:
-                raise FaceStudioError(
-                    f"{name} must be a whole number of pixels ≥ {MIN_SIDE}, got {value}"
-                )
-            if value > top:
-                why = (
-                    f"this model's limit ({limits.MAX_NATIVE_MULTIPLE}× its native "
-                    f"{info.native_side})"
-                    if info is not None and top < limits.MAX_SIDE
-                    else "the limit"
-                )
-                raise FaceStudioError(
-                    f"{name} {value} is over {why} of {top} pixels; use at most {top}"
-                )
-            if value % factor:
-                near = max(factor, round(value / factor) * factor)
-                raise FaceStudioError(
-                    f"{name} {value} is not a multiple of {factor}, which this model needs; "
-                    f"try {near}"
-                )
-        width, height = self.size(info)
-        if width and height and width * height > limits.MAX_PIXELS:
-            raise FaceStudioError(
-                f"{width}×{height} is over {limits.MAX_PIXELS / 1e6:.1f} megapixels; make it smaller"
-            )
+        check_size(self.width, self.height, self.people_after_mixing, info)
 
     def _check_counts(self, info: ModelInfo | None) -> None:
         _check_steps(

@@ -25,7 +25,8 @@ from facestudio.configuration import (
 )
 from facestudio.errors import FaceStudioError
 from facestudio.model.components import ComponentSizes
-from facestudio.structured_files import quote
+from facestudio.pipeline.model_info import resolve_model
+from facestudio.structured_files import quote, read_structured_file
 
 MAX_VALIDATION_STEPS = 1000
 """The scheduler's training timesteps: validation samples with at most this many steps, and
@@ -36,11 +37,14 @@ timestep settings lie below it."""
 class ModelConfig:
     """Where the model starts. `init`: "random" (components from `preset` + `sizes` with random
     weights), "pretrained" (`base` SD 1.x, `clip_models`, optional `prior`), or "pipeline" (an
-    existing FaceStudio pipeline folder, to continue training)."""
+    existing FaceStudio pipeline folder, to continue training). `vae` (init = "random" only):
+    the trained autoencoder of a pipeline folder, or "bundled", in place of the random one, so
+    that the frozen latent space already decodes to images; the random U-Net is shaped for it."""
 
     init: Literal["random", "pretrained", "pipeline"] = "random"
     preset: Literal["tiny", "sd15"] = "tiny"
     sizes: dict = field(default_factory=dict)
+    vae: str = ""
     base: str = ""
     clip_models: list = field(default_factory=list)
     prior: str = ""
@@ -82,7 +86,9 @@ class OptimizationConfig:
     > 0 conditions that share of samples on another photo of the same person, where the data
     knows people (training/paired_identity.py). `stylize_probability` > 0 replaces that share
     of samples by their stylised twin: portrait and style input through the same stylisation,
-    identity from the photo (training/stylize.py)."""
+    identity from the photo (training/stylize.py). `allow_untrained_frozen` lets a run with
+    `init = "random"` keep a frozen part (the autoencoder, the style encoder) at random weights:
+    such a run measures speed or exercises the code, but can never make an image."""
 
     target: str = "diffusion"  # an Objective's name (training/objectives.py)
     kl_weight: NonNegativeFloat = 1e-6
@@ -111,6 +117,7 @@ class OptimizationConfig:
     stylize_probability: Probability = 0.0  # 0: photos only
     cache_latents: bool = False
     standardize_face: bool = True
+    allow_untrained_frozen: bool = False
     seed: Seed = 0
 
 
@@ -194,6 +201,11 @@ def check_config(config: TrainConfig, source: str = "the config") -> TrainConfig
         raise FaceStudioError(f"model.init = 'pretrained' in {source} needs model.base")
     if model.init == "pipeline" and not model.pipeline:
         raise FaceStudioError(f"model.init = 'pipeline' in {source} needs model.pipeline")
+    if model.vae and model.init != "random":
+        raise FaceStudioError(
+            f"model.vae in {source} replaces the random autoencoder of init = 'random'; with "
+            f"init = {model.init!r} the autoencoder comes from the model, so remove model.vae"
+        )
     if model.init == "random":
         component_sizes(model, source)
     return config
@@ -203,8 +215,14 @@ def component_sizes(model: ModelConfig, source: str = "the config") -> Component
     """`model.preset` with `model.num_tokens` and `model.sizes` over it; every size a positive
     whole number."""
     preset = ComponentSizes.tiny() if model.preset == "tiny" else ComponentSizes.sd15()
+    autoencoder = autoencoder_shape(model.vae, source) if model.vae else {}
     sizes = load_dataclass(
-        {**dataclasses.asdict(preset), "num_tokens": model.num_tokens, **model.sizes},
+        {
+            **dataclasses.asdict(preset),
+            "num_tokens": model.num_tokens,
+            **model.sizes,
+            **autoencoder,
+        },
         ComponentSizes,
         name=source,
         prefix="model.sizes.",
@@ -215,3 +233,28 @@ def component_sizes(model: ModelConfig, source: str = "the config") -> Component
         if any(type(v) is int and v < 1 for v in values):
             raise FaceStudioError(f"'model.sizes.{f.name}' in {source} must be >= 1, got {value!r}")
     return sizes
+
+
+def autoencoder_shape(vae: str, source: str = "the config") -> dict:
+    """The sizes the random components take from the autoencoder `model.vae` names (a pipeline
+    folder, or "bundled"), read from its config without loading a weight: the U-Net must work
+    in its latent space."""
+    path = Path(resolve_model(vae)) / "vae" / "config.json"
+
+    def refused(reason: str) -> FaceStudioError:
+        return FaceStudioError(
+            f"model.vae = {vae!r} in {source} needs a pipeline folder with an autoencoder "
+            f"('{path}': {reason}); give an exported model folder or \"bundled\""
+        )
+
+    if not path.is_file():
+        raise refused("it does not exist")
+    shape = read_structured_file(path, "model.vae's autoencoder config", kind="JSON")
+    try:
+        return {
+            "latent_channels": int(shape["latent_channels"]),
+            "vae_channels": tuple(int(c) for c in shape["block_out_channels"]),
+            "vae_norm_groups": int(shape.get("norm_num_groups", 1)),
+        }
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise refused("not an autoencoder config") from None

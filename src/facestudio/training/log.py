@@ -4,7 +4,9 @@ the config's `logging.format` chooses it (main process only)."""
 from __future__ import annotations
 
 import csv
+import math
 import resource
+from collections import deque
 from pathlib import Path
 
 import torch
@@ -58,6 +60,49 @@ class TrainingLog:
             self.file.close()
             if self.writer is not None:
                 self.writer.close()
+
+
+class LossWindows:
+    """The mean loss over the first and over the latest `window` optimizer steps of a session.
+
+    One batch's loss swings by tens of percent with its timesteps and noise, so comparing the
+    first batch with the last says little; means over a logging interval compare like with like.
+    """
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.first: list[tuple[int, float]] = []
+        self.latest: deque[tuple[int, float]] = deque(maxlen=window)
+
+    def add(self, step: int, loss: float) -> None:
+        if len(self.first) < self.window:
+            self.first.append((step, loss))
+        self.latest.append((step, loss))
+
+    @property
+    def first_mean(self) -> float:
+        return _mean(self.first)
+
+    @property
+    def latest_mean(self) -> float:
+        return _mean(self.latest)
+
+    def describe(self) -> str:
+        """E.g. "mean loss 0.0861 over steps 1-20 -> 0.0555 over steps 1181-1200"."""
+        if not self.first:
+            return "no steps trained"
+        return (
+            f"mean loss {self.first_mean:.4f} over steps {_span(self.first)} -> "
+            f"{self.latest_mean:.4f} over steps {_span(self.latest)}"
+        )
+
+
+def _mean(losses) -> float:
+    return sum(loss for _, loss in losses) / len(losses) if losses else math.nan
+
+
+def _span(losses) -> str:
+    return f"{losses[0][0]}-{losses[-1][0]}"
 
 
 def append_csv(path: Path, header: list[str], row: list) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -37,7 +36,7 @@ from facestudio.training.config import (
     component_sizes,
 )
 from facestudio.training.ema import EMA, trained_parameters
-from facestudio.training.log import TrainingLog
+from facestudio.training.log import LossWindows, TrainingLog
 from facestudio.training.objectives import Objective, Validation
 from facestudio.training.run import RunFolder
 
@@ -47,11 +46,12 @@ StepCallback = Callable[[int, float], None]
 @dataclass
 class TrainResult:
     step: int
-    final_loss: float
-    first_loss: float
+    final_loss: float  # mean of the session's latest logging interval of steps
+    first_loss: float  # mean of its first logging interval
     checkpoint: Path | None
     seconds: float
     objective: Objective | None = None  # the trained module, as training left it
+    losses: LossWindows | None = None
 
 
 def train(
@@ -113,7 +113,10 @@ def _starting_pipeline(config, objective_class, dataset) -> FaceStudioPipeline:
 def initial_pipeline(model: ModelConfig) -> FaceStudioPipeline:
     """The pipeline a new run starts from (frozen parts included), as `[model]` says."""
     if model.init == "random":
-        return FaceStudioPipeline(**random_components(component_sizes(model), seed=model.seed))
+        parts = random_components(component_sizes(model), seed=model.seed)
+        if model.vae:  # a trained latent space; the random one above only fixed the shapes
+            parts["vae"] = FaceStudioPipeline.from_pretrained(model.vae).vae
+        return FaceStudioPipeline(**parts)
     if model.init == "pretrained":
         parts = pretrained_components(
             model.base, model.clip_models or None, model.prior or None, num_tokens=model.num_tokens
@@ -236,7 +239,7 @@ class _Loop:
         step = self.folder.resume(self.accelerator, self.ema)
         saved = self.folder.latest_checkpoint()
         steps_per_epoch = len(self.loader) // opt.gradient_accumulation_steps
-        first = last = math.nan
+        losses = LossWindows(self.config.logging.every_steps)
         while step < opt.max_steps:
             epoch = step // steps_per_epoch
             for loss in self._updates(step, epoch, steps_per_epoch):
@@ -244,7 +247,7 @@ class _Loop:
                 if self.ema is not None:
                     self.ema.step()
                 last = self.accelerator.gather(loss.detach()[None]).mean().item()
-                first = last if math.isnan(first) else first
+                losses.add(step, last)
                 saved = self._after_update(step, epoch) or saved
                 if on_step is not None:
                     on_step(step, last)
@@ -253,7 +256,9 @@ class _Loop:
         self.log.close()
         seconds = time.perf_counter() - self.started
         objective = self.accelerator.unwrap_model(self.model)
-        return TrainResult(step, last, first, saved, seconds, objective)
+        return TrainResult(
+            step, losses.latest_mean, losses.first_mean, saved, seconds, objective, losses
+        )
 
     def _updates(self, step: int, epoch: int, steps_per_epoch: int) -> Iterator[torch.Tensor]:
         """One epoch from `step` on: the last micro-batch's loss after each optimizer step."""

@@ -50,7 +50,7 @@ from facestudio.outputs import (
 from facestudio.pipeline import FaceStudioPipeline
 from facestudio.training.config import TrainConfig, config_from_dict
 from facestudio.training.ema import EMA, apply_average
-from facestudio.training.objectives import Objective
+from facestudio.training.objectives import Autoencoder, Objective, Reconstruction
 
 CONFIG = "train_config.json"
 INITIAL = "initial_pipeline"
@@ -106,10 +106,14 @@ class RunFolder:
             _check_weights(self.latest_checkpoint())
         started = None if restart else self.started_with()
         if started is None:
+            check_frozen_parts_trained(config)
             return
         current = _plain(config.model_settings())
+        defaults = _plain(TrainConfig().model_settings())  # settings added after the start
         differ = [
-            k for k in sorted(set(started) | set(current)) if started.get(k) != current.get(k)
+            k
+            for k in sorted(set(started) | set(current))
+            if started.get(k, defaults.get(k)) != current.get(k)
         ]
         if differ:
             changes = "; ".join(f"{k} = {started.get(k)!r}, now {current.get(k)!r}" for k in differ)
@@ -295,6 +299,25 @@ class RunFolder:
         objective.finalize(pipeline)
         _save_whole(pipeline, out)  # an empty folder there is replaced, nothing else
         return out
+
+
+def check_frozen_parts_trained(config: TrainConfig) -> None:
+    """Refuse a new run whose objective would keep a random part frozen: a random autoencoder's
+    latents decode to noise and a random style encoder's embeddings mean nothing, whatever the
+    U-Net learns (unless `train.allow_untrained_frozen` asks for such a run on purpose)."""
+    if config.model.init != "random" or config.train.allow_untrained_frozen:
+        return
+    objective = Objective.lookup(config.train.target)
+    untrained = []
+    if objective is not Autoencoder and not config.model.vae:
+        untrained.append('autoencoder (set model.vae = "bundled" or a trained model folder)')
+    if issubclass(objective, Reconstruction) and not config.train.train_style_encoder:
+        untrained.append("style encoder (set train.train_style_encoder = true)")
+    if untrained:
+        raise FaceStudioError(
+            f"with model.init = 'random' the run would keep a random, frozen {' and a '.join(untrained)}"
+            " and never make an image; or start from a trained model (init = 'pipeline')"
+        )
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, use_ema: bool = True) -> Path:
