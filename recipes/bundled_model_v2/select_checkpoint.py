@@ -24,6 +24,18 @@ from facestudio.pipeline import FaceStudioPipeline
 from facestudio.training.run import RunFolder, export_checkpoint
 
 
+def usable(definition, analyzer):
+    """The definition without people whose conditioning photo dlib finds no face in (LFW has
+    a few, and the model cannot be conditioned on them); the same people for every checkpoint,
+    since detection does not depend on the model."""
+    kept = [i for i in definition.identities if analyzer.analyze(i.condition[0]).faces]
+    dropped = [i.name for i in definition.identities if i not in kept]
+    if dropped:
+        print(f"validation: {len(dropped)} people without a face in their first photo: {dropped}")
+    definition.identities = kept
+    return definition
+
+
 def score(checkpoint: Path, validation: Path) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         exported = export_checkpoint(checkpoint, Path(folder) / "pipeline")
@@ -34,7 +46,7 @@ def score(checkpoint: Path, validation: Path) -> dict:
             pipeline.face_analyzer.backend.recognizer_id(),
             allow_biased=True,
         )
-        definition = load_definition(validation)
+        definition = usable(load_definition(validation), pipeline.face_analyzer)
         definition.seeds = [0]
         summary = run_benchmark(
             pipeline, definition, scorer, Path(folder) / "eval", ("identity", "impostor")
