@@ -119,6 +119,14 @@ def overran(max_run_s: float) -> JobStoppedError:
     )
 
 
+def check_queue_bounds(max_queued: int, retention_s: float) -> None:
+    """The bounds every job queue needs: room for a job, and results kept for some time."""
+    if max_queued < 1:
+        raise FaceStudioError(f"the queue must hold at least 1 job, got {max_queued}")
+    if not retention_s > 0:
+        raise FaceStudioError(f"results must be kept a positive time, got {retention_s} s")
+
+
 class JobStore(Protocol):
     """What the API and the page ask of a job queue: `JobQueue` in one process, or
     `facestudio.app.redis_queue.RedisJobQueue` shared by many processes and machines."""
@@ -155,10 +163,7 @@ class JobQueue:
         max_run_s: float = math.inf,
         max_waiting_bytes: float = math.inf,
     ) -> None:
-        if max_queued < 1:
-            raise FaceStudioError(f"the queue must hold at least 1 job, got {max_queued}")
-        if not retention_s > 0:
-            raise FaceStudioError(f"results must be kept a positive time, got {retention_s} s")
+        check_queue_bounds(max_queued, retention_s)
         self._runner = runner
         self.max_queued = max_queued
         self.retention_s = retention_s

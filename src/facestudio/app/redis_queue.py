@@ -24,6 +24,7 @@ from facestudio.app.jobs import (
     JobResult,
     JobStatus,
     QueueFullError,
+    check_queue_bounds,
 )
 from facestudio.app.redis_store import Bounds, Store
 from facestudio.errors import FaceStudioError
@@ -48,10 +49,7 @@ class RedisJobQueue:
         max_run_s: float,
         max_waiting_bytes: int,
     ) -> None:
-        if max_queued < 1:
-            raise FaceStudioError(f"the queue must hold at least 1 job, got {max_queued}")
-        if not retention_s > 0:
-            raise FaceStudioError(f"results must be kept a positive time, got {retention_s} s")
+        check_queue_bounds(max_queued, retention_s)
         self.store = store
         self.max_queued = max_queued
         self.retention_s = retention_s
