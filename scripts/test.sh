@@ -12,4 +12,10 @@ if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 .venv/bin/ruff check src tests benchmarks recipes
-.venv/bin/python -m pytest "$@"
+# The tests run in parallel processes (pytest-xdist), a whole module per process at a time so
+# that a module's fixtures (a Ray cluster, a live server) start once; each process gets an equal
+# share of the cores for torch. `bash scripts/test.sh -n 0` runs them in this one process.
+cores="$(nproc)"
+workers=$(( cores < 4 ? cores : 4 ))
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( cores / workers ))}"
+.venv/bin/python -m pytest -n "$workers" --dist loadscope "$@"

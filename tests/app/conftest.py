@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import http.client
 import io
 import json
+import os
 import socket
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,10 +119,22 @@ def running_server(studio, ui: bool = True, **settings) -> Iterator[tuple[str, o
 
 
 @pytest.fixture(scope="session")
-def live_server(studio) -> str:
-    """A real server (uvicorn on a loopback port, in a thread) around the bundled model."""
+def live_server_and_uploads(studio) -> Iterator[tuple[str, Path]]:
+    """A real server (uvicorn on a loopback port, in a thread) around the bundled model, and
+    the folder its page keeps uploads in (read from $GRADIO_TEMP_DIR at once: a server made
+    later in the same process sets it again)."""
     with running_server(studio) as (url, _app):
-        yield url
+        yield url, Path(os.environ["GRADIO_TEMP_DIR"])
+
+
+@pytest.fixture(scope="session")
+def live_server(live_server_and_uploads) -> str:
+    return live_server_and_uploads[0]
+
+
+@pytest.fixture(scope="session")
+def live_uploads(live_server_and_uploads) -> Path:
+    return live_server_and_uploads[1]
 
 
 def get_json(url: str, timeout: float = 30) -> dict:
@@ -166,16 +182,42 @@ def page_call(url: str, endpoint: str, timeout: float = 120, **values) -> tuple[
 
 def upload_to_page(url: str, name: str, data: bytes, timeout: float = 60) -> tuple[int, object]:
     """Upload a file as the page does (`/gradio_api/upload`): the status and the answer (the
-    files' paths on the server when accepted)."""
+    files' paths on the server when accepted, the error text otherwise). Sent the way curl
+    sends large bodies, with `Expect: 100-continue`: a refusal that the request's head decides
+    is read before any of the body goes out (sent at once, the body can meet the server's
+    close and end in a reset instead of the answer)."""
     body, content_type = multipart_body([("files", name, data)])
-    request = urllib.request.Request(
-        f"{url}/gradio_api/upload", body, {"Content-Type": content_type}
-    )
+    where = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=timeout)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode("utf-8", "replace")
+        connection.putrequest("POST", "/gradio_api/upload")
+        connection.putheader("Content-Type", content_type)
+        connection.putheader("Content-Length", str(len(body)))
+        connection.putheader("Expect", "100-continue")
+        connection.endheaders()
+        if _interim_continue(connection.sock):
+            connection.send(body)
+        response = connection.getresponse()
+        text = response.read().decode("utf-8", "replace")
+        return response.status, json.loads(text) if response.status == 200 else text
+    finally:
+        connection.close()
+
+
+def _interim_continue(sock: socket.socket) -> bool:
+    """Whether the server's first answer is `100 Continue` (then read past it); otherwise the
+    final answer is left unread."""
+    head = b""
+    while len(head) < len(b"HTTP/1.1 100"):
+        head = sock.recv(64, socket.MSG_PEEK)
+        if not head:
+            return False
+    if not head.startswith(b"HTTP/1.1 100"):
+        return False
+    seen = b""
+    while not seen.endswith(b"\r\n\r\n"):
+        seen += sock.recv(1)
+    return True
 
 
 BOUNDARY = "facestudio-test-boundary"

@@ -92,10 +92,12 @@ def fill(page, element_id: str, value: str) -> None:
     field.press("Tab")
 
 
-def test_upload_generate_see_and_download_an_image_with_its_provenance(page, live_server, photo):
+def test_upload_generate_see_and_download_an_image_with_its_provenance(
+    page, live_server, live_uploads, photo
+):
     upload_photo(page, photo)
     page.locator("#faces-note", has_text="astronaut.jpg: 1 face, using face 0").wait_for()
-    held = Path(os.environ["GRADIO_TEMP_DIR"])  # where gradio holds the page's uploads
+    held = live_uploads  # where gradio holds the page's uploads
     assert held.parent.name.startswith("facestudio-server-") and list(held.rglob("astronaut.jpg"))
     assert held.is_relative_to(tempfile.gettempdir())  # on disk, private, not in /dev/shm
     fill(page, "steps", "2")
