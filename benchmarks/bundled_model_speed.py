@@ -39,7 +39,7 @@ def main() -> int:
     pipeline.set_progress_bar_config(disable=True)
     photo = example_photo()
     embedding = pipeline.face_analyzer.identity(photo).embedding
-    pipeline(identities=[embedding], num_inference_steps=args.steps, seed=0)  # warm-up
+    warm_up = pipeline(identities=[embedding], num_inference_steps=args.steps, seed=0)
 
     def timed(**kwargs) -> float:
         times = []
@@ -52,6 +52,7 @@ def main() -> int:
     report = {
         "model": str(model),
         "steps": args.steps,
+        "image_size": list(warm_up.images[0].size),
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "warm_s_per_image_embedding_given": round(timed(identities=[embedding]), 3),
