@@ -16,6 +16,10 @@ fi
 # that a module's fixtures (a Ray cluster, a live server) start once; each process gets an equal
 # share of the cores for torch. `bash scripts/test.sh -n 0` runs them in this one process.
 cores="$(nproc)"
+if { read -r quota period < /sys/fs/cgroup/cpu.max; } 2>/dev/null && [ "$quota" != max ]; then
+  allowed=$(( (quota + period - 1) / period ))  # a container's CPU quota, which nproc ignores
+  cores=$(( allowed < cores ? allowed : cores ))
+fi
 workers=$(( cores < 4 ? cores : 4 ))
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( cores / workers ))}"
 .venv/bin/python -m pytest -n "$workers" --dist loadscope "$@"
