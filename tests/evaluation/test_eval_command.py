@@ -66,8 +66,10 @@ def test_eval_runs_end_to_end(tiny_pipeline, tiny_pipeline_folder, definition, t
             "3",
         ]
     )
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert code == 0 and "with identity" in printed and "impostor identity" in printed
+    assert "eval: 100%" in captured.err and "12/12" in captured.err  # 2 people × 2 seeds × 3
     results = json.loads((out / "results.json").read_text())
     summary = results["summary"]
     assert set(summary["ablations"]) == {"identity", "no_identity", "impostor"}

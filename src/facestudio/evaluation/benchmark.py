@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 from scipy import stats
+from tqdm import tqdm
 
 from facestudio.configuration import PositiveInt, Seed, load_dataclass
 from facestudio.data.prepare import PORTRAIT_FACE_FRACTION
@@ -164,8 +165,10 @@ def run_benchmark(
     out: str | Path,
     ablations: tuple[str, ...] = ABLATIONS,
     clip_scorer=None,
+    progress: bool = False,
 ) -> dict:
-    """Generate, score and write results.json, results.md and one image grid per identity."""
+    """Generate, score and write results.json, results.md and one image grid per identity
+    (`progress`: a bar on stderr counting the pipeline calls of the single-person cases)."""
     out = Path(out)
     if definition.prompts != [None] and pipeline.prior is None:
         raise FaceStudioError(
@@ -180,6 +183,13 @@ def run_benchmark(
         i.name: pipeline.face_analyzer.multi_shot(i.condition).embedding
         for i in definition.identities
     }
+    calls = len(definition.styles) * len(definition.prompts) * len(definition.seeds)
+    bar = tqdm(
+        total=len(definition.identities) * calls * len(ablations),
+        desc="eval",
+        unit="call",
+        disable=not progress,
+    )
     for position, case in enumerate(definition.identities):
         impostor = definition.identities[(position + 1) % len(definition.identities)]
         conditions = {
@@ -202,6 +212,7 @@ def run_benchmark(
                             **definition.sampling(),
                         )
                         generate_seconds += time.perf_counter() - start
+                        bar.update()
                         for index, image in enumerate(result.images):
                             start = time.perf_counter()
                             pixels = np.asarray(image.convert("RGB"))
@@ -227,6 +238,7 @@ def run_benchmark(
                                 )
                             if clip_scorer is not None and prompt is not None:
                                 rows[-1]["clip_t"] = clip_scorer(image, prompt)
+    bar.close()
     multi_rows, multi_images = _multi_person(pipeline, definition, scorer, references, conditioning)
     ceiling = _ceiling(definition, scorer, references)
     summary = summarize(rows, multi_rows, ceiling, generated_faces, ablations)

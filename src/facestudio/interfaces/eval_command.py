@@ -90,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
 
         clip = ClipTextImageScorer(args.clip)
     status("generating and scoring")
-    summary = run_benchmark(pipeline, definition, scorer, out, tuple(args.ablations), clip)
+    summary = run_benchmark(
+        pipeline, definition, scorer, out, tuple(args.ablations), clip, progress=True
+    )
     print((out / "results.md").read_text())
     if summary["biased_scoring"]:
         print(
