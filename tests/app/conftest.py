@@ -209,6 +209,8 @@ def _interim_continue(sock: socket.socket) -> bool:
     final answer is left unread."""
     head = b""
     while len(head) < len(b"HTTP/1.1 100"):
+        if head:
+            time.sleep(0.01)  # part of a status line: wait for the rest, not in a busy loop
         head = sock.recv(64, socket.MSG_PEEK)
         if not head:
             return False
