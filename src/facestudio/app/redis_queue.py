@@ -51,12 +51,12 @@ class RedisJobQueue:
     ) -> None:
         check_queue_bounds(max_queued, retention_s)
         self.store = store
-        self.max_queued = max_queued
-        self.retention_s = retention_s
-        self.max_kept_bytes = max_kept_bytes
-        self.max_run_s = max_run_s
-        self.max_waiting_bytes = max_waiting_bytes
         self.bounds = Bounds(max_queued, max_waiting_bytes, retention_s, max_run_s, max_kept_bytes)
+
+    @property
+    def retention_s(self) -> float:
+        """How long a finished job's results are kept (the `JobStore` attribute)."""
+        return self.bounds.retention_s
 
     # -- the JobStore calls ---------------------------------------------------------------
 
@@ -68,7 +68,7 @@ class RedisJobQueue:
         if accepted:
             job = Job(job_id, None, size=size, created=float(held_or_created))
             return LiveJob(self, job)
-        if waiting >= self.max_queued:
+        if waiting >= self.bounds.max_queued:
             reason = f"{waiting} jobs waiting"
         else:
             reason = f"the waiting jobs hold {int(held_or_created) / 2**20:.0f} MiB of photos"
@@ -132,8 +132,8 @@ class RedisJobQueue:
             "waiting": waiting,
             "running": running,
             "running_s": round(now - first_running[0][1], 1) if first_running else None,
-            "max_waiting": self.max_queued,
-            "max_run_s": self.max_run_s if math.isfinite(self.max_run_s) else None,
+            "max_waiting": self.bounds.max_queued,
+            "max_run_s": self.bounds.max_run_s if math.isfinite(self.bounds.max_run_s) else None,
             "kept": kept,
             "retention_s": self.retention_s,
             "oldest_waiting_s": round(now - float(created), 1) if created else None,
