@@ -158,7 +158,7 @@ def test_export_gives_a_pipeline_that_generates_with_the_trained_weights(
 
 
 TWO_PROCESSES = """
-import hashlib, sys
+import hashlib, pathlib, sys
 from accelerate import PartialState
 from facestudio.training.config import load_config
 from facestudio.training.loop import train
@@ -166,7 +166,10 @@ result = train(load_config(sys.argv[1]), cpu=True)
 digest = hashlib.sha256()
 for name, tensor in sorted(result.objective.state_dict().items()):
     digest.update(name.encode() + tensor.detach().float().numpy().tobytes())
-print(f"rank {PartialState().process_index} step {result.step} weights {digest.hexdigest()}")
+# Each rank writes its own file: two processes printing to one pipe can interleave their lines.
+rank = PartialState().process_index
+report = f"rank {rank} step {result.step} weights {digest.hexdigest()}"
+(pathlib.Path(sys.argv[2]) / f"rank-{rank}.txt").write_text(report)
 """
 
 
@@ -191,9 +194,13 @@ def test_two_cpu_processes_stay_in_sync(tmp_path, eight_photos_prepared):
     )
     script = tmp_path / "train_and_hash.py"
     script.write_text(TWO_PROCESSES)
-    launched = launch_two_cpu_processes([str(config_path)], port=29517, script=str(script))
+    reports_dir = tmp_path / "reports"
+    reports_dir.mkdir()
+    launched = launch_two_cpu_processes(
+        [str(config_path), str(reports_dir)], port=29517, script=str(script)
+    )
     assert launched.returncode == 0, launched.stderr[-3000:]
-    reports = sorted(line for line in launched.stdout.splitlines() if line.startswith("rank "))
+    reports = [path.read_text() for path in sorted(reports_dir.glob("rank-*.txt"))]
     assert [r.split()[:4] for r in reports] == [
         ["rank", "0", "step", "4"],
         ["rank", "1", "step", "4"],
