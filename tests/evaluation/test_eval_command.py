@@ -82,6 +82,13 @@ def test_eval_runs_end_to_end(tiny_pipeline, tiny_pipeline_folder, definition, t
         "face_guidance_scale": 3.0,
     }
     assert len(results["images"]) == 12 and len(results["multi_person"]) == 2
+    # Sim(Ref) and copy-paste for the identity ablation only: the impostor has another input.
+    identity = summary["ablations"]["identity"]
+    assert 0.0 <= identity["similarity_to_condition_misses_as_0"] <= 1.0
+    assert identity["copy_paste"] is None or -3.0 < identity["copy_paste"] < 3.0
+    assert "copy_paste" not in summary["ablations"]["impostor"]
+    assert all(("copy_paste" in r) == (r["ablation"] == "identity") for r in results["images"])
+    assert "Sim(Ref)" in (out / "results.md").read_text()
     for name in ("deepface_id04", "deepface_id05"):  # "set/person" names as safe file names
         grid = Image.open(out / "grids" / f"{name}.png")
         assert grid.size == (3 * 128, 3 * 128)  # reference + 2 seeds, one row per ablation

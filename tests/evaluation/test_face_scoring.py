@@ -1,5 +1,6 @@
 """The scorer on real photos (no generation): same person above different person, misses
-scored 0, several people matched greedily with the minimum pair reported, bias refused."""
+scored 0, several people matched greedily with the minimum pair reported, bias refused, and a
+face that copies its input photo told apart from one that looks like the person."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 
 from facestudio.errors import FaceStudioError
-from facestudio.evaluation.face_scoring import FaceScorer, greedy_match
+from facestudio.evaluation.benchmark import likeness_to_input
+from facestudio.evaluation.face_scoring import FaceScorer, copy_paste, greedy_match
 from facestudio.images import load_image
 from tests.conftest import shared_file
 
@@ -76,3 +78,45 @@ def test_references_without_a_face_are_left_out_and_none_at_all_is_an_error(scor
     np.testing.assert_array_equal(with_blank, scorer.reference([face]))
     with pytest.raises(FaceStudioError, match="no face found in any of the 1 reference photos"):
         scorer.reference([blank])
+
+
+def _unit(degrees: float) -> np.ndarray:
+    return np.array([np.cos(np.radians(degrees)), np.sin(np.radians(degrees))])
+
+
+def test_copy_paste_is_plus_one_on_the_input_minus_one_on_the_other_photos():
+    truth, condition = _unit(0)[None], _unit(60)[None]
+    assert copy_paste(_unit(60), truth, condition) == pytest.approx(1.0)
+    assert copy_paste(_unit(0), truth, condition) == pytest.approx(-1.0)
+    assert copy_paste(_unit(30), truth, condition) == pytest.approx(0.0, abs=1e-9)
+    assert copy_paste(_unit(45), truth, condition) == pytest.approx(0.5)
+    # Off the arc between them: equally far from both still scores 0, whatever the distance.
+    assert copy_paste(_unit(210), truth, condition) == pytest.approx(0.0, abs=1e-9)
+    # Unnormalised embeddings are angles all the same; two equal photo sets do not divide by 0.
+    assert copy_paste(3 * _unit(60), 2 * truth, condition) == pytest.approx(1.0)
+    assert np.isfinite(copy_paste(_unit(10), truth, truth))
+
+
+def test_a_copied_input_photo_scores_copy_paste_and_a_new_photo_does_not(scorer):
+    condition = scorer.reference(_photos("id05/img13.jpg"))
+    truth = scorer.reference(_photos("id05/img14.jpg", "id05/img15.jpg"))
+    copied = scorer.score(load_image(_photos("id05/img13.jpg")[0]), [truth])
+    fresh = scorer.score(load_image(_photos("id05/img57.jpg")[0]), [truth])
+    copy_scores = likeness_to_input(copied, truth, condition)
+    fresh_scores = likeness_to_input(fresh, truth, condition)
+    assert copy_scores["similarity_to_condition"] == pytest.approx(1.0, abs=1e-5)
+    assert copy_scores["copy_paste"] == pytest.approx(1.0, abs=1e-3)
+    assert fresh_scores["copy_paste"] < 0.5 and fresh_scores["similarity_to_condition"] < 0.9
+
+
+def test_likeness_to_input_scores_a_miss_0_and_leaves_an_unseen_input_unmeasured(scorer):
+    truth = scorer.reference(_photos("id05/img14.jpg"))
+    miss = scorer.score(load_image(shared_file("data/misc/white.png")), [truth])
+    assert likeness_to_input(miss, truth, truth) == {
+        "similarity_to_condition": 0.0,
+        "copy_paste": None,
+    }
+    assert likeness_to_input(miss, truth, None) == {
+        "similarity_to_condition": None,
+        "copy_paste": None,
+    }

@@ -27,8 +27,8 @@ from tqdm import tqdm
 
 from facestudio.configuration import PositiveInt, Seed, load_dataclass
 from facestudio.data.prepare import PORTRAIT_FACE_FRACTION
-from facestudio.errors import FaceStudioError
-from facestudio.evaluation.face_scoring import FaceScorer
+from facestudio.errors import FaceStudioError, NoFaceError
+from facestudio.evaluation.face_scoring import FaceScorer, ImageScore, copy_paste, similarity
 from facestudio.faces.alignment import portrait_template, warp_to_template
 from facestudio.images import load_image, read_image_header
 from facestudio.model import latent_space
@@ -175,6 +175,7 @@ def run_benchmark(
             "the benchmark has prompts but this model has no text prior; remove the prompts"
         )
     references = {i.name: scorer.reference(i.reference) for i in definition.identities}
+    inputs = {i.name: _input_faces(scorer, i) for i in definition.identities}
     rows, grids, generated_faces = [], {}, {}
     generate_seconds = score_seconds = 0.0
     scored_images = 0
@@ -231,11 +232,14 @@ def run_benchmark(
                                 }
                             )
                             grids.setdefault(case.name, {}).setdefault(ablation, []).append(image)
-                            if ablation == "identity" and score.detected:
-                                faces = scorer.analyzer.detect(pixels)
-                                generated_faces.setdefault(case.name, []).append(
-                                    scorer.analyzer.embed(pixels, faces[0])
+                            if ablation == "identity":
+                                rows[-1].update(
+                                    likeness_to_input(
+                                        score, references[case.name], inputs[case.name]
+                                    )
                                 )
+                            if ablation == "identity" and score.detected:
+                                generated_faces.setdefault(case.name, []).append(score.subject)
                             if clip_scorer is not None and prompt is not None:
                                 rows[-1]["clip_t"] = clip_scorer(image, prompt)
     bar.close()
@@ -366,6 +370,30 @@ def _closer_to_own(scorer, pixels, faces, references) -> list[bool] | None:
     return result
 
 
+def _input_faces(scorer: FaceScorer, case: IdentityCase) -> np.ndarray | None:
+    """The scorer's embeddings of a person's conditioning photos; None where its detector finds
+    no face in any of them (detectors differ), which leaves Sim(Ref) unmeasured for them."""
+    try:
+        return scorer.reference(case.condition)
+    except NoFaceError:
+        return None
+
+
+def likeness_to_input(
+    score: ImageScore, ground_truth: np.ndarray, condition: np.ndarray | None
+) -> dict:
+    """Sim(Ref), the generated face against the conditioning photos (0 for a miss, as Sim(GT)),
+    and WithAnyone's copy-paste score (detected faces only); None where unmeasured."""
+    if condition is None:
+        return {"similarity_to_condition": None, "copy_paste": None}
+    if not score.detected:
+        return {"similarity_to_condition": 0.0, "copy_paste": None}
+    return {
+        "similarity_to_condition": similarity(score.subject, condition),
+        "copy_paste": copy_paste(score.subject, ground_truth, condition),
+    }
+
+
 def _ceiling(definition, scorer, references) -> list[float]:
     """Real photos: each conditioning photo against the same person's reference photos."""
     values = []
@@ -377,9 +405,7 @@ def _ceiling(definition, scorer, references) -> list[float]:
 
 
 @torch.no_grad()
-def resolution_ceilings(
-    pipeline, definition, scorer, references, size: int | None = None
-) -> dict:
+def resolution_ceilings(pipeline, definition, scorer, references, size: int | None = None) -> dict:
     """What a model of this size could reach: each conditioning photo as a face-centred portrait
     at `size` (default: the model's output size; framed as `facestudio prepare` frames training
     photos), scored as is and after a round trip through the model's autoencoder."""
@@ -420,6 +446,7 @@ def summarize(rows, multi_rows, ceiling, generated_faces, ablations) -> dict:
             "similarity_detected_only": round(float(np.mean(detected)), 4) if detected else None,
             "detection_rate": round(len(detected) / len(chosen), 4),
         }
+        summary["ablations"][ablation].update(_input_likeness_summary(chosen))
         for r in chosen:
             per_identity.setdefault(r["identity"], {}).setdefault(ablation, []).append(
                 r["similarity"]
@@ -472,6 +499,21 @@ def summarize(rows, multi_rows, ceiling, generated_faces, ablations) -> dict:
     return summary
 
 
+def _input_likeness_summary(rows: list[dict]) -> dict:
+    """Mean Sim(Ref) (misses as 0) and copy-paste over the rows that measured them; nothing
+    for rows that did not (ablations other than the identity one)."""
+    to_input = [
+        r["similarity_to_condition"] for r in rows if r.get("similarity_to_condition") is not None
+    ]
+    if not to_input:
+        return {}
+    pastes = [r["copy_paste"] for r in rows if r.get("copy_paste") is not None]
+    return {
+        "similarity_to_condition_misses_as_0": round(float(np.mean(to_input)), 4),
+        "copy_paste": round(float(np.mean(pastes)), 4) if pastes else None,
+    }
+
+
 def markdown_table(summary: dict) -> str:
     lines = [
         "| condition | images | similarity (misses = 0) | similarity (detected) | detection rate |",
@@ -512,6 +554,7 @@ def markdown_table(summary: dict) -> str:
             else " (independent of the model's face encoder)."
         )
     ]
+    notes += _input_likeness_notes(summary["ablations"])
     for name, test in summary.get("paired_tests", {}).items():
         p = "n/a" if test["t_test_p"] is None else f"{test['t_test_p']:.3g}"
         notes.append(
@@ -530,6 +573,20 @@ def markdown_table(summary: dict) -> str:
         f"Speed: generation {summary['generation_images_per_s']} images/s, scoring {summary['scoring_images_per_s']} images/s."
     )
     return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
+
+
+def _input_likeness_notes(ablations: dict) -> list[str]:
+    identity = ablations.get("identity", {})
+    if "similarity_to_condition_misses_as_0" not in identity:
+        return []
+    paste = identity["copy_paste"]
+    return [
+        f"Likeness to the input (with identity): Sim(Ref) {identity['similarity_to_condition_misses_as_0']:.3f} "
+        f"against the conditioning photos, beside Sim(GT) {identity['similarity_misses_as_0']:.3f} "
+        "against the person's other photos (misses = 0 in both); copy-paste "
+        + ("–" if paste is None else f"{paste:+.3f}")
+        + " (WithAnyone's score: +1 sits on the input photo, −1 on the other photos)."
+    ]
 
 
 def _grid(definition, name, by_ablation, ablations) -> Image.Image:
