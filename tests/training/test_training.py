@@ -166,7 +166,7 @@ result = train(load_config(sys.argv[1]), cpu=True)
 digest = hashlib.sha256()
 for name, tensor in sorted(result.objective.state_dict().items()):
     digest.update(name.encode() + tensor.detach().float().numpy().tobytes())
-# Each rank writes its own file: two processes printing to one pipe can interleave their lines.
+# Each rank writes its own file: on the two ranks' shared stdout, a report once went missing in CI.
 rank = PartialState().process_index
 report = f"rank {rank} step {result.step} weights {digest.hexdigest()}"
 (pathlib.Path(sys.argv[2]) / f"rank-{rank}.txt").write_text(report)

@@ -238,13 +238,13 @@ def run_benchmark(
                                         score, references[case.name], inputs[case.name]
                                     )
                                 )
-                            if ablation == "identity" and score.detected:
-                                generated_faces.setdefault(case.name, []).append(score.subject)
+                                if score.detected:
+                                    generated_faces.setdefault(case.name, []).append(score.subject)
                             if clip_scorer is not None and prompt is not None:
                                 rows[-1]["clip_t"] = clip_scorer(image, prompt)
     bar.close()
     multi_rows, multi_images = _multi_person(pipeline, definition, scorer, references, conditioning)
-    ceiling = _ceiling(definition, scorer, references)
+    ceiling = _ceiling(inputs, references)
     summary = summarize(rows, multi_rows, ceiling, generated_faces, ablations)
     summary["resolution_ceilings"] = resolution_ceilings(pipeline, definition, scorer, references)
     summary.update(
@@ -371,8 +371,9 @@ def _closer_to_own(scorer, pixels, faces, references) -> list[bool] | None:
 
 
 def _input_faces(scorer: FaceScorer, case: IdentityCase) -> np.ndarray | None:
-    """The scorer's embeddings of a person's conditioning photos; None where its detector finds
-    no face in any of them (detectors differ), which leaves Sim(Ref) unmeasured for them."""
+    """The scorer's embeddings of a person's conditioning photos, for Sim(Ref) and the
+    real-photo ceiling; None where its detector finds no face in any of them (detectors
+    differ), which leaves both unmeasured for that person."""
     try:
         return scorer.reference(case.condition)
     except NoFaceError:
@@ -394,14 +395,15 @@ def likeness_to_input(
     }
 
 
-def _ceiling(definition, scorer, references) -> list[float]:
-    """Real photos: each conditioning photo against the same person's reference photos."""
-    values = []
-    for case in definition.identities:
-        for photo in case.condition:
-            embedding = scorer.analyzer.identity(photo).embedding
-            values.append(float(np.clip(references[case.name] @ embedding, 0, None).mean()))
-    return values
+def _ceiling(inputs: dict, references: dict) -> list[float]:
+    """Real photos: each conditioning photo (`inputs`, the scorer's embeddings of them) against
+    the same person's reference photos."""
+    return [
+        similarity(embedding, references[name])
+        for name, embeddings in inputs.items()
+        if embeddings is not None
+        for embedding in embeddings
+    ]
 
 
 @torch.no_grad()
